@@ -1,0 +1,44 @@
+# Everything runs inside a virtual environment that make creates on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: install run test check format bench deploy lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+## run the main job on the embedded default (SQLite + local Parquet + ephemeral Prefect + synthetic source)
+run: $(STAMP)
+	$(BIN)/marketpipe run
+
+## the whole test suite (needs PostgreSQL on 127.0.0.1:5432; see README "Troubleshooting")
+test: $(STAMP)
+	$(BIN)/pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+deploy: $(STAMP)
+	$(PY) -m deployments.bootstrap
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | sed '1i # pip constraints: exact versions resolved on the project machine (python 3.11). Regenerate with `make lock`.' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .marketpipe

@@ -1,0 +1,75 @@
+"""The canonical bars frame: column names, dtypes and helpers every layer shares.
+
+`ts` is the bar *start* in UTC. Prices are raw (unadjusted). Vendor field names never appear here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+BAR_KEY: tuple[str, ...] = ("symbol", "interval", "ts")
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+BAR_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "interval",
+    "ts",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "vwap",
+    "trades",
+    "source",
+)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("vwap", "trades")
+TS_DTYPE = "datetime64[us, UTC]"
+BAR_DTYPES: dict[str, str] = {
+    "symbol": "str",
+    "interval": "str",
+    "ts": TS_DTYPE,
+    "open": "float64",
+    "high": "float64",
+    "low": "float64",
+    "close": "float64",
+    "volume": "float64",
+    "vwap": "float64",
+    "trades": "Int64",
+    "source": "str",
+}
+INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {
+    "1m": pd.Timedelta(minutes=1),
+    "5m": pd.Timedelta(minutes=5),
+    "15m": pd.Timedelta(minutes=15),
+    "1h": pd.Timedelta(hours=1),
+    "1d": pd.Timedelta(days=1),
+}
+
+
+def empty_bars() -> pd.DataFrame:
+    """A zero-row frame with the canonical columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=BAR_DTYPES[c]) for c in BAR_COLUMNS})
+
+
+def conform_bars(df: pd.DataFrame) -> pd.DataFrame:
+    """Return `df` with exactly the canonical columns, in order, cast to canonical dtypes.
+
+    Optional columns (`vwap`, `trades`) are added as nulls when absent. Raises `KeyError` naming
+    the first missing required column. Values must already be clean; use the contract for that.
+    """
+    missing = [c for c in BAR_COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
+    if missing:
+        raise KeyError(f"bars frame lacks column(s) {', '.join(missing)}")
+    out = pd.DataFrame(index=df.index)
+    for col in BAR_COLUMNS:
+        if col in df.columns:
+            s = df[col]
+        else:
+            s = pd.Series(pd.NA if col == "trades" else float("nan"), index=df.index)
+        if col == "ts":
+            s = pd.to_datetime(s, utc=True).astype(TS_DTYPE)
+        else:
+            s = s.astype(BAR_DTYPES[col])
+        out[col] = s
+    return out.reset_index(drop=True)
