@@ -1,0 +1,1 @@
+"""The `marketpipe` console script (outermost layer: may import flows)."""

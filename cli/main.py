@@ -1,0 +1,64 @@
+"""`marketpipe` command line. Every command has `--help`; errors are one line on stderr.
+
+Exit codes: 0 success; 1 failure (or, for `gaps`/`status`, gaps found / stale data); 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from marketpipe.errors import ConfigError, ContractError, MarketpipeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+STATE = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
+    STATE["debug"] = debug
+
+
+def _register() -> None:
+    from cli import commands_data, commands_run  # noqa: F401  (registers commands on `app`)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    _register()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except (ConfigError, ContractError) as exc:
+        return _fail(exc, 2, debug)
+    except MarketpipeError as exc:
+        return _fail(exc, 1, debug)
+    except typer.Abort:
+        print("marketpipe: aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        return _fail(exc, 1, debug, prefix=f"{type(exc).__name__}: ")
+    return 0
+
+
+def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:
+    if debug:
+        traceback.print_exception(exc)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    print(f"marketpipe: error: {prefix}{first}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Parsing of command-line values into typed values, with one-line errors."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from marketpipe.bars import INTERVALS
+from marketpipe.errors import ConfigError
+
+
+def parse_date(value: str | None, name: str) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--{name}: {value!r} is not a date like 2024-01-31") from None
+
+
+def parse_interval(value: str) -> str:
+    if value not in INTERVALS:
+        raise ConfigError(f"--interval: {value!r} is not one of {', '.join(INTERVALS)}")
+    return value
+
+
+def parse_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None

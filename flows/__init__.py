@@ -1,0 +1,1 @@
+"""Prefect flows: compose tasks, return small reports (never frames)."""

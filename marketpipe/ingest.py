@@ -1,0 +1,139 @@
+"""Prefect-free ingestion steps: plan chunks → check a fetch result → route and store it.
+
+Tasks in `tasks/ingestion.py` wrap these 1:1; unit tests call them directly.
+Invariant kept and reported: rows fetched = rows stored (hot + cold) + rows quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pandas as pd
+
+from marketpipe.bars import empty_bars
+from marketpipe.contract import QUARANTINE_COLUMNS, validate_bars
+from marketpipe.providers.base import BarsQuery, FetchResult
+from marketpipe.storage import Stores
+from marketpipe.storage.router import plan_writes
+
+DEFAULT_LOOKBACK_DAYS = 90
+
+
+@dataclass
+class CheckedBatch:
+    """A fetch result after the contract: rows to store and rows to quarantine."""
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    fetched: dict[str, int]
+    empty_symbols: list[str] = field(default_factory=list)
+    requests: int = 0
+    corporate_actions: pd.DataFrame | None = None
+
+
+@dataclass
+class StoredBatch:
+    """What one batch did to the stores, per symbol: {symbol: {fetched, hot, cold, quarantined}}."""
+
+    per_symbol: dict[str, dict[str, int]]
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+    def totals(self) -> dict[str, int]:
+        keys = ("fetched", "hot", "cold", "quarantined")
+        return {k: sum(c.get(k, 0) for c in self.per_symbol.values()) for k in keys}
+
+
+def default_range(today: date, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> tuple[date, date]:
+    return today - timedelta(days=lookback_days), today
+
+
+def chunk_symbols(symbols: list[str], size: int) -> list[tuple[str, ...]]:
+    """Symbols in groups of at most `size` (one task per group, never one per row)."""
+    size = max(1, size)
+    return [tuple(symbols[i : i + size]) for i in range(0, len(symbols), size)]
+
+
+def chunk_label(query: BarsQuery) -> str:
+    """A short human name for a chunk: `AAPL…MSFT-2024-01-02..2024-03-28`."""
+    syms = query.symbols
+    who = syms[0] if len(syms) == 1 else f"{syms[0]}…{syms[-1]}"
+    return f"{who}-{query.start:%Y-%m-%d}..{query.end:%Y-%m-%d}"
+
+
+def check_batch(result: FetchResult, now: pd.Timestamp, run_id: str | None = None) -> CheckedBatch:
+    """Run the Bars contract over a fetch result; adapter rejects join the quarantine."""
+    checked = validate_bars(result.bars, now=now, run_id=run_id)
+    quarantine = checked.quarantine
+    if result.rejected is not None and not result.rejected.empty:
+        rejected = result.rejected.copy()
+        for col in QUARANTINE_COLUMNS:
+            if col not in rejected.columns:
+                rejected[col] = None
+        rejected["run_id"] = run_id
+        rejected["quarantined_at"] = now
+        quarantine = pd.concat([quarantine, rejected[list(QUARANTINE_COLUMNS)]], ignore_index=True)
+    fetched = _value_counts(result.bars)
+    for sym, n in _value_counts(result.rejected).items():
+        fetched[sym] = fetched.get(sym, 0) + n
+    return CheckedBatch(
+        valid=checked.valid,
+        quarantine=quarantine,
+        fetched=fetched,
+        empty_symbols=list(result.empty_symbols),
+        requests=result.requests,
+        corporate_actions=result.corporate_actions,
+    )
+
+
+def store_batch(
+    stores: Stores, batch: CheckedBatch, now: pd.Timestamp, hot_days: int, symbols: tuple[str, ...]
+) -> StoredBatch:
+    """Quarantine bad rows, then write cold rows to the lake and hot rows to the SQL store.
+
+    Every write is an upsert on natural keys, so re-running a batch changes nothing.
+    """
+    plan = plan_writes(batch.valid, now, hot_days)
+    if not batch.quarantine.empty:
+        stores.hot.write_quarantine(batch.quarantine)
+    if not plan.cold.empty:
+        stores.cold.write_bars(plan.cold)
+    if not plan.hot.empty:
+        stores.hot.upsert_bars(plan.hot)
+    if batch.corporate_actions is not None and not batch.corporate_actions.empty:
+        stores.hot.upsert_corporate_actions(batch.corporate_actions)
+    return StoredBatch(
+        per_symbol=_count_per_symbol(symbols, batch.fetched, plan.hot, plan.cold, batch.quarantine),
+        sources=_sources_per_symbol(batch.valid),
+    )
+
+
+def _value_counts(frame: pd.DataFrame | None) -> dict[str, int]:
+    if frame is None or frame.empty:
+        return {}
+    return {str(k): int(v) for k, v in frame["symbol"].astype(str).value_counts().items()}
+
+
+def _count_per_symbol(symbols, fetched, hot, cold, quarantine) -> dict[str, dict[str, int]]:
+    """Per-symbol counts; `fetched` comes from the provider's output, the rest from the plan."""
+    zero = {"fetched": 0, "hot": 0, "cold": 0, "quarantined": 0}
+    counts: dict[str, dict[str, int]] = {s: dict(zero) for s in symbols}
+    for sym, n in fetched.items():
+        counts.setdefault(sym, dict(zero))["fetched"] = n
+    for name, frame in (("hot", hot), ("cold", cold), ("quarantined", quarantine)):
+        for sym, n in _value_counts(frame).items():
+            counts.setdefault(sym, dict(zero))[name] = n
+    return counts
+
+
+def _sources_per_symbol(valid: pd.DataFrame) -> dict[str, list[str]]:
+    if valid.empty:
+        return {}
+    pairs = valid[["symbol", "source"]].drop_duplicates()
+    return {str(s): sorted(g["source"].astype(str)) for s, g in pairs.groupby("symbol")}
+
+
+def empty_checked() -> CheckedBatch:
+    return CheckedBatch(
+        valid=empty_bars(), quarantine=pd.DataFrame(columns=list(QUARANTINE_COLUMNS)), fetched={}
+    )

@@ -1,0 +1,40 @@
+"""Ingestion tasks: one task per request chunk (a symbol group and date range), never per row."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from marketpipe import ingest
+from marketpipe.providers import get_provider
+from marketpipe.providers.base import BarsQuery, FetchResult
+from marketpipe.settings import Settings
+from marketpipe.storage import Stores
+from tasks.policy import RETRYING
+
+
+@task(name="fetch", task_run_name="fetch-{source}-{label}", cache_policy=NO_CACHE, **RETRYING)
+def fetch_chunk(
+    source: str, query: BarsQuery, settings: Settings, label: str, options: dict | None = None
+) -> FetchResult:
+    return get_provider(source, settings, **(options or {})).fetch(query)
+
+
+@task(name="validate", task_run_name="validate-{label}", cache_policy=NO_CACHE)
+def check_chunk(
+    result: FetchResult, now: pd.Timestamp, run_id: str, label: str
+) -> ingest.CheckedBatch:
+    return ingest.check_batch(result, now=now, run_id=run_id)
+
+
+@task(name="store", task_run_name="store-{label}", cache_policy=NO_CACHE, **RETRYING)
+def store_chunk(
+    stores: Stores,
+    batch: ingest.CheckedBatch,
+    now: pd.Timestamp,
+    hot_days: int,
+    symbols: tuple[str, ...],
+    label: str,
+) -> ingest.StoredBatch:
+    return ingest.store_batch(stores, batch, now=now, hot_days=hot_days, symbols=symbols)
