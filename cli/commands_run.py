@@ -25,12 +25,13 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the plan; touch no store."),
 ):
     """Run the pipeline (default: offline synthetic daily bars for AAPL, MSFT, SPY, last 90 days)."""
+    from flows.pipeline import check_stages
     from marketpipe.settings import load_settings
     from marketpipe.symbols import parse_symbols
 
     settings = load_settings()
     params = dict(
-        stages=parse_list(stages) or ["ingestion"],
+        stages=check_stages(parse_list(stages) or ["ingestion"], mode),
         mode=mode,
         symbols=parse_symbols(symbols) if symbols else None,
         start=parse_date(start, "start"),

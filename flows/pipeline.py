@@ -13,6 +13,16 @@ STAGES = ("ingestion", "processing", "historical")
 MODES = ("batch", "realtime", "hybrid")
 
 
+def check_stages(stages: list[str], mode: str) -> list[str]:
+    """Validate stage and mode names (ConfigError naming the bad one)."""
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; use {', '.join(STAGES)}")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+    return stages
+
+
 @flow(name="pipeline", log_prints=True)
 def pipeline(
     stages: list[str] | None = None,
@@ -25,12 +35,7 @@ def pipeline(
     replay_path: str | None = None,
 ) -> dict:
     """Run `stages` (default: ingestion) in `mode` for the symbols and dates; returns per-stage reports."""
-    stages = list(stages or ["ingestion"])
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; use {', '.join(STAGES)}")
-    if mode not in MODES:
-        raise ConfigError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+    stages = check_stages(list(stages or ["ingestion"]), mode)
     reports: dict[str, dict] = {}
     common = dict(symbols=symbols, start=start, end=end, interval=interval)
     for stage in stages:
