@@ -161,7 +161,9 @@ def plan_backfill(
             for lo, hi in windows.get(sym, []):
                 for first, last, _bars in session_windows(lo, hi, interval, profile):
                     chunks.append(Chunk((sym,), first, last, _requests_for((sym,), profile)))
-    key_src = f"{source}|{interval}|{','.join(symbols)}|{start}|{end}|{windows is not None}"
+    # a repair plan is keyed by the windows it repairs, so a later repair of new gaps starts afresh
+    scope = "all" if windows is None else repr(sorted((s, tuple(w)) for s, w in windows.items()))
+    key_src = f"{source}|{interval}|{','.join(symbols)}|{start}|{end}|{scope}"
     return BackfillPlan(
         source=source,
         interval=interval,
