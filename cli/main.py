@@ -22,7 +22,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 
 def _register() -> None:
-    from cli import commands_data, commands_run  # noqa: F401  (registers commands on `app`)
+    from cli import commands_data, commands_history, commands_run  # noqa: F401  (registers commands)
 
 
 def main(argv: list[str] | None = None) -> int:
