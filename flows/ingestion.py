@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._run import current_flow_run_id, job_run, publish_table
+from marketpipe.historical import incremental_start
 from marketpipe.ingest import StoredBatch, chunk_label, chunk_symbols, default_range
 from marketpipe.providers.base import BarsQuery
 from marketpipe.settings import load_settings
@@ -33,30 +34,39 @@ def ingestion(
     settings = load_settings()
     logger = get_run_logger()
     syms = parse_symbols(list(symbols or DEFAULT_SYMBOLS))
-    today = pd.Timestamp.now(tz="UTC").date()
-    start, end = (start or default_range(today)[0]), (end or today)
     now = pd.Timestamp.now(tz="UTC")
+    today = now.date()
+    end = end or today
     run_id = current_flow_run_id()
     options = {"replay_path": replay_path} if replay_path else {}
-    params = {
-        "symbols": syms,
-        "start": str(start),
-        "end": str(end),
-        "interval": interval,
-        "source": source,
-    }
     stores = open_stores(settings)
     try:
+        # an explicit start fetches that range; otherwise each symbol resumes at its watermark
+        # minus a small overlap (re-fetching the last bars catches provider revisions)
+        default_start = default_range(today)[0]
+        starts = {
+            s: start or incremental_start(stores, source, s, interval, default_start) for s in syms
+        }
+        params = {
+            "symbols": syms,
+            "start": str(min(starts.values())),
+            "end": str(end),
+            "interval": interval,
+            "source": source,
+            "incremental": start is None,
+        }
+        start = min(starts.values())
         with job_run(stores, "ingestion", params, run_id) as counts:
-            stored: list[StoredBatch] = []
             futures = []
-            for group in chunk_symbols(syms, chunk_size):
-                query = BarsQuery(symbols=group, interval=interval, start=start, end=end)
+            for group_start, group in _groups_by_start(starts, chunk_size):
+                query = BarsQuery(symbols=group, interval=interval, start=group_start, end=end)
                 label = chunk_label(query)
                 fetched = fetch_chunk.submit(source, query, settings, label, options)
                 checked = check_chunk.submit(fetched, now, run_id, label)
                 futures.append(
-                    store_chunk.submit(stores, checked, now, settings.hot_days, group, label)
+                    store_chunk.submit(
+                        stores, checked, now, settings.hot_days, group, label, source
+                    )
                 )
             stored = [f.result() for f in futures]
             report = _report(stored, syms, source)
@@ -77,6 +87,14 @@ def ingestion(
         }
     finally:
         stores.close()
+
+
+def _groups_by_start(starts: dict, chunk_size: int) -> list[tuple[date, tuple[str, ...]]]:
+    """Symbols sharing a start date, in chunks of at most `chunk_size`."""
+    by_start: dict[date, list[str]] = {}
+    for sym, d in starts.items():
+        by_start.setdefault(d, []).append(sym)
+    return [(d, g) for d, syms in sorted(by_start.items()) for g in chunk_symbols(syms, chunk_size)]
 
 
 def _report(stored: list[StoredBatch], syms: list[str], source: str) -> dict:

@@ -60,21 +60,12 @@ def run_chunk(
     query = BarsQuery(symbols=chunk.symbols, interval=interval, start=chunk.start, end=chunk.end)
     result = provider.fetch(query)
     batch = ingest.check_batch(result, now=now, run_id=run_id)
-    stored = ingest.store_batch(stores, batch, now, settings.hot_days, chunk.symbols)
-    advance_watermarks(stores, source, interval, batch.valid)
+    stored = ingest.store_batch(stores, batch, now, settings.hot_days, chunk.symbols, source)
     totals = stored.totals()
     stores.hot.mark_chunk_done(
         job_key, chunk.chunk_id, totals["hot"] + totals["cold"], result.requests
     )
     return {"chunk_id": chunk.chunk_id, "requests": result.requests, **totals}
-
-
-def advance_watermarks(stores: Stores, source: str, interval: str, valid: pd.DataFrame) -> None:
-    """Move each symbol's watermark to the newest bar just stored (never backwards)."""
-    if valid.empty:
-        return
-    for sym, last in valid.groupby("symbol")["ts"].max().items():
-        stores.hot.set_watermark(source, str(sym), interval, pd.Timestamp(last))
 
 
 def incremental_start(

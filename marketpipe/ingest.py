@@ -87,11 +87,17 @@ def check_batch(result: FetchResult, now: pd.Timestamp, run_id: str | None = Non
 
 
 def store_batch(
-    stores: Stores, batch: CheckedBatch, now: pd.Timestamp, hot_days: int, symbols: tuple[str, ...]
+    stores: Stores,
+    batch: CheckedBatch,
+    now: pd.Timestamp,
+    hot_days: int,
+    symbols: tuple[str, ...],
+    watermark_source: str | None = None,
 ) -> StoredBatch:
     """Quarantine bad rows, then write cold rows to the lake and hot rows to the SQL store.
 
-    Every write is an upsert on natural keys, so re-running a batch changes nothing.
+    Every write is an upsert on natural keys, so re-running a batch changes nothing. With
+    `watermark_source`, each symbol's watermark then moves to its newest stored bar.
     """
     plan = plan_writes(batch.valid, now, hot_days)
     if not batch.quarantine.empty:
@@ -102,10 +108,19 @@ def store_batch(
         stores.hot.upsert_bars(plan.hot)
     if batch.corporate_actions is not None and not batch.corporate_actions.empty:
         stores.hot.upsert_corporate_actions(batch.corporate_actions)
+    if watermark_source and not batch.valid.empty:
+        advance_watermarks(stores, watermark_source, batch.valid)
     return StoredBatch(
         per_symbol=_count_per_symbol(symbols, batch.fetched, plan.hot, plan.cold, batch.quarantine),
         sources=_sources_per_symbol(batch.valid),
     )
+
+
+def advance_watermarks(stores: Stores, source: str, valid: pd.DataFrame) -> None:
+    """Move each (symbol, interval) watermark to the newest bar just stored (never backwards)."""
+    newest = valid.groupby(["symbol", "interval"])["ts"].max()
+    for (sym, interval), last in newest.items():
+        stores.hot.set_watermark(source, str(sym), str(interval), pd.Timestamp(last))
 
 
 def _value_counts(frame: pd.DataFrame | None) -> dict[str, int]:

@@ -36,5 +36,6 @@ def store_chunk(
     hot_days: int,
     symbols: tuple[str, ...],
     label: str,
+    watermark_source: str | None = None,
 ) -> ingest.StoredBatch:
-    return ingest.store_batch(stores, batch, now=now, hot_days=hot_days, symbols=symbols)
+    return ingest.store_batch(stores, batch, now, hot_days, symbols, watermark_source)
