@@ -22,7 +22,12 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 
 def _register() -> None:
-    from cli import commands_data, commands_history, commands_run  # noqa: F401  (registers commands)
+    from cli import (  # noqa: F401  (importing registers the commands on `app`)
+        commands_data,
+        commands_history,
+        commands_run,
+        commands_store,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,26 @@
+"""Maintenance tasks: tiering and compaction (idempotent, retried on transient store errors)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from marketpipe.storage import Stores
+from marketpipe.storage.tiering import tier_hot_to_cold
+from tasks.policy import RETRYING
+
+
+@task(name="tier-hot-to-cold", cache_policy=NO_CACHE, **RETRYING)
+def tier_task(stores: Stores, now: pd.Timestamp, hot_days: int) -> dict:
+    report = tier_hot_to_cold(stores, now, hot_days)
+    return {
+        "cutoff": report.cutoff.isoformat(),
+        "rows_moved": report.rows_moved,
+        "partitions": report.partitions,
+    }
+
+
+@task(name="compact-lake", cache_policy=NO_CACHE, **RETRYING)
+def compact_task(stores: Stores, target_bytes: int) -> dict:
+    return stores.cold.compact(target_bytes=target_bytes).as_dict()
