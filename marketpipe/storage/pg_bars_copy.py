@@ -56,8 +56,8 @@ class PgBarsWriter:
                 self._conn = adbc.connect(self._uri)
             except adbc.Error as exc:
                 raise ServiceUnavailable(
-                    f"PostgreSQL unreachable at {self._masked}: {_first_line(exc)}"
-                ) from None
+                    f"PostgreSQL unreachable at {self._masked}: {_message(exc)}"
+                ) from exc
         return self._conn
 
     def write(self, df: pd.DataFrame, ingested_at: pd.Timestamp) -> tuple[int, WritePath]:
@@ -82,14 +82,14 @@ class PgBarsWriter:
                     cur.execute(_MERGE_STAGE_SQL)
                 conn.commit()
                 return len(df), "upsert"
-            except adbc.OperationalError as exc:
-                self._discard()
-                raise ServiceUnavailable(
-                    f"PostgreSQL write failed at {self._masked}: {_first_line(exc)}"
-                ) from None
             except adbc.Error as exc:
+                if _is_connection_error(exc):
+                    self._discard()
+                    raise ServiceUnavailable(
+                        f"PostgreSQL connection lost at {self._masked}: {_message(exc)}"
+                    ) from exc
                 _rollback_quietly(conn)
-                raise StoreError(f"bars write rejected by PostgreSQL: {_first_line(exc)}") from None
+                raise StoreError(f"bars write rejected by PostgreSQL: {_message(exc)}") from exc
             except BaseException:
                 _rollback_quietly(conn)
                 raise
@@ -127,6 +127,21 @@ def _rollback_quietly(conn: adbc.Connection) -> None:
         pass
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _is_connection_error(exc: adbc.Error) -> bool:
+    """Connection-level failures (SQLSTATE class 08, server shutdown, or none at all)."""
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, adbc.OperationalError)
+    return state.startswith(("08", "57P")) or state == "53300"
+
+
+def _message(exc: adbc.Error) -> str:
+    """PostgreSQL's primary message (with SQLSTATE) when present, else the first line."""
+    details = dict(getattr(exc, "details", None) or [])
+    primary = details.get(b"PG_DIAG_MESSAGE_PRIMARY")
+    if primary:
+        state = getattr(exc, "sqlstate", None)
+        text = primary.decode(errors="replace")
+        return f"{text} (SQLSTATE {state})" if state else text
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return mask_url(lines[0]) if lines else type(exc).__name__
