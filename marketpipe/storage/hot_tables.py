@@ -1,0 +1,179 @@
+"""Table definitions of the hot store (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Timestamps are UTC. PostgreSQL stores them as `timestamptz`; SQLite as text
+`YYYY-MM-DD HH:MM:SS.ffffff` in UTC (SQLAlchemy's SQLite DATETIME format), which sorts correctly.
+The DDL itself lives in the Alembic migrations; these objects are what queries are built from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+JOB_STATUSES: tuple[str, ...] = ("running", "success", "failed", "cancelled")
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "ret",
+    "log_ret",
+    "vwap",
+    "sma_20",
+    "sma_50",
+    "ema_12",
+    "ema_26",
+    "rsi_14",
+    "bb_mid",
+    "bb_upper",
+    "bb_lower",
+    "rv_20",
+)
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "interval",
+    "session",
+    "expected",
+    "present",
+    "missing",
+    "quarantined",
+    "outliers",
+    "staleness_s",
+    "score",
+    "computed_at",
+)
+
+
+class UtcDateTime(TypeDecorator):
+    """A tz-aware UTC datetime on every engine (naive UTC text on SQLite, timestamptz on PG)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+metadata = sa.MetaData()
+
+bars = sa.Table(
+    "bars",
+    metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("ts", UtcDateTime, primary_key=True),
+    sa.Column("open", sa.Float, nullable=False),
+    sa.Column("high", sa.Float, nullable=False),
+    sa.Column("low", sa.Float, nullable=False),
+    sa.Column("close", sa.Float, nullable=False),
+    sa.Column("volume", sa.Float, nullable=False),
+    sa.Column("vwap", sa.Float),
+    sa.Column("trades", sa.BigInteger),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("ingested_at", UtcDateTime, nullable=False),
+)
+
+corporate_actions = sa.Table(
+    "corporate_actions",
+    metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("ex_date", sa.Date, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("ingested_at", UtcDateTime, nullable=False),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("symbol", sa.Text),
+    sa.Column("interval", sa.Text),
+    sa.Column("ts", UtcDateTime),
+    sa.Column("source", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("payload", sa.Text),
+    sa.Column("run_id", sa.Text),
+    sa.Column("quarantined_at", UtcDateTime, nullable=False),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("last_ts", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("job", sa.Text, nullable=False),
+    sa.Column("flow_run_id", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Column("params", sa.Text),
+    sa.Column("counts", sa.Text),
+    sa.Column("chunks_done", sa.Integer, nullable=False),
+    sa.Column("chunks_total", sa.Integer),
+    sa.Column("rows_so_far", sa.BigInteger, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+features = sa.Table(
+    "features",
+    metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("ts", UtcDateTime, primary_key=True),
+    *[sa.Column(name, sa.Float) for name in FEATURE_COLUMNS],
+    sa.Column("outlier_flags", sa.Text),
+)
+
+quality = sa.Table(
+    "quality",
+    metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("session", sa.Date, primary_key=True),
+    sa.Column("expected", sa.Integer),
+    sa.Column("present", sa.Integer),
+    sa.Column("missing", sa.Integer),
+    sa.Column("quarantined", sa.Integer),
+    sa.Column("outliers", sa.Integer),
+    sa.Column("staleness_s", sa.Float),
+    sa.Column("score", sa.Float),
+    sa.Column("computed_at", UtcDateTime, nullable=False),
+)
+
+backfill_chunks = sa.Table(
+    "backfill_chunks",
+    metadata,
+    sa.Column("job_key", sa.Text, primary_key=True),
+    sa.Column("chunk_id", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,147 @@
+"""Bulk bar writes to PostgreSQL: binary COPY via ADBC (Arrow), append fast path or staged upsert.
+
+ADBC's `adbc_ingest` streams an Arrow table with `COPY … FROM STDIN (FORMAT BINARY)`; measured
+here it beats psycopg's `copy.write_row` (~630k vs ~130k rows/s into a temp table, 200k bars).
+Every call is one transaction on a dedicated ADBC connection: nothing is visible until commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+import adbc_driver_postgresql.dbapi as adbc
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from marketpipe.errors import ServiceUnavailable, StoreError
+from marketpipe.settings import mask_url
+
+WritePath = Literal["append", "upsert"]
+
+_OVERLAP_SQL = (
+    "SELECT 1 FROM bars WHERE symbol = $1 AND interval = $2 AND ts >= $3 AND ts <= $4 LIMIT 1"
+)
+_CREATE_STAGE_SQL = "CREATE TEMP TABLE bars_stage (LIKE bars INCLUDING DEFAULTS) ON COMMIT DROP"
+_MERGE_STAGE_SQL = """
+INSERT INTO bars AS b (symbol, interval, ts, open, high, low, close, volume, vwap, trades,
+                       source, ingested_at)
+SELECT symbol, interval, ts, open, high, low, close, volume, vwap, trades, source, ingested_at
+FROM bars_stage
+ON CONFLICT (symbol, interval, ts) DO UPDATE SET
+    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trades = EXCLUDED.trades,
+    source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
+"""
+
+
+def libpq_uri(url: sa.URL) -> str:
+    """The libpq URI (`postgresql://…`) for a SQLAlchemy PostgreSQL URL."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PgBarsWriter:
+    """Writes canonical bar frames to `bars` with binary COPY, one transaction per call."""
+
+    def __init__(self, url: sa.URL):
+        self._uri = libpq_uri(url)
+        self._masked = mask_url(self._uri)
+        self._conn: adbc.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> adbc.Connection:
+        if self._conn is None:
+            try:
+                self._conn = adbc.connect(self._uri)
+            except adbc.Error as exc:
+                raise ServiceUnavailable(
+                    f"PostgreSQL unreachable at {self._masked}: {_message(exc)}"
+                ) from exc
+        return self._conn
+
+    def write(self, df: pd.DataFrame, ingested_at: pd.Timestamp) -> tuple[int, WritePath]:
+        """Upsert deduplicated canonical bars; returns (rows, path taken)."""
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        stamp = pa.array([ingested_at] * len(df), type=pa.timestamp("us", tz="UTC"))
+        table = table.append_column("ingested_at", stamp)
+        with self._lock:
+            conn = self._connection()
+            try:
+                if not self._overlaps(conn, df):
+                    try:
+                        with conn.cursor() as cur:
+                            cur.adbc_ingest("bars", table, mode="append")
+                        conn.commit()
+                        return len(df), "append"
+                    except adbc.IntegrityError:
+                        conn.rollback()  # a concurrent writer added overlapping keys: merge instead
+                with conn.cursor() as cur:
+                    cur.execute(_CREATE_STAGE_SQL)
+                    cur.adbc_ingest("bars_stage", table, mode="append", temporary=True)
+                    cur.execute(_MERGE_STAGE_SQL)
+                conn.commit()
+                return len(df), "upsert"
+            except adbc.Error as exc:
+                if _is_connection_error(exc):
+                    self._discard()
+                    raise ServiceUnavailable(
+                        f"PostgreSQL connection lost at {self._masked}: {_message(exc)}"
+                    ) from exc
+                _rollback_quietly(conn)
+                raise StoreError(f"bars write rejected by PostgreSQL: {_message(exc)}") from exc
+            except BaseException:
+                _rollback_quietly(conn)
+                raise
+
+    @staticmethod
+    def _overlaps(conn: adbc.Connection, df: pd.DataFrame) -> bool:
+        """True when any stored bar of a batch (symbol, interval) lies inside the batch's ts span."""
+        spans = df.groupby(["symbol", "interval"], sort=False)["ts"].agg(["min", "max"])
+        with conn.cursor() as cur:
+            for (symbol, interval), row in spans.iterrows():
+                params = (symbol, interval, row["min"].to_pydatetime(), row["max"].to_pydatetime())
+                cur.execute(_OVERLAP_SQL, params)
+                if cur.fetchone() is not None:
+                    return True
+        return False
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except adbc.Error:
+                pass
+
+    def close(self) -> None:
+        """Close the ADBC connection (a later write reconnects)."""
+        with self._lock:
+            self._discard()
+
+
+def _rollback_quietly(conn: adbc.Connection) -> None:
+    try:
+        conn.rollback()
+    except adbc.Error:
+        pass
+
+
+def _is_connection_error(exc: adbc.Error) -> bool:
+    """Connection-level failures (SQLSTATE class 08, server shutdown, or none at all)."""
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, adbc.OperationalError)
+    return state.startswith(("08", "57P")) or state == "53300"
+
+
+def _message(exc: adbc.Error) -> str:
+    """PostgreSQL's primary message (with SQLSTATE) when present, else the first line."""
+    details = dict(getattr(exc, "details", None) or [])
+    primary = details.get(b"PG_DIAG_MESSAGE_PRIMARY")
+    if primary:
+        state = getattr(exc, "sqlstate", None)
+        text = primary.decode(errors="replace")
+        return f"{text} (SQLSTATE {state})" if state else text
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return mask_url(lines[0]) if lines else type(exc).__name__
