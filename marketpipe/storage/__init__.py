@@ -1,0 +1,1 @@
+"""Storage tiers: the hot SQL store (`hot`) and the cold Parquet lake (`lake`)."""
