@@ -1,0 +1,175 @@
+"""Thin fsspec wrapper for the lake: paths under one root, Parquet I/O, error mapping.
+
+Connection-level failures (endpoint down, refused, timed out) become `ServiceUnavailable` with a
+one-line message that names the lake but never credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from marketpipe.errors import MarketpipeError, ServiceUnavailable
+from marketpipe.settings import mask_url
+from marketpipe.storage.lake_paths import FILE_SCHEMA, TMP_DIR
+
+_CONNECTION_ERROR_NAMES = {
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ReadTimeoutError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ClientConnectionError",
+}
+PARQUET_WRITE_OPTIONS = {"compression": "snappy", "write_statistics": True}
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionError | TimeoutError):
+            return True
+        if any(k.__name__ in _CONNECTION_ERROR_NAMES for k in type(cur).__mro__):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+class LakeFS:
+    """All lake I/O goes through here; paths given to methods are relative to the lake root."""
+
+    def __init__(self, url: str, storage_options: dict | None = None):
+        self.url = url.rstrip("/")
+        opts = dict(storage_options or {})
+        endpoint = (opts.get("client_kwargs") or {}).get("endpoint_url") or opts.get("endpoint_url")
+        self.display = mask_url(self.url) + (
+            f" (endpoint {mask_url(endpoint)})" if endpoint else ""
+        )
+        with self.guard("opening the lake"):
+            self.fs, root = fsspec.core.url_to_fs(self.url, **opts)
+        self.root = root.rstrip("/")
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        # Native pyarrow I/O for local folders (fast); fsspec-wrapped otherwise.
+        self.arrow_fs = (
+            pafs.LocalFileSystem()
+            if self.is_local
+            else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+        )
+
+    # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def guard(self, action: str) -> Iterator[None]:
+        """Map connection failures raised inside the block to ServiceUnavailable."""
+        try:
+            yield
+        except (MarketpipeError, FileNotFoundError):
+            raise
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise ServiceUnavailable(
+                    f"cold lake {self.display} unreachable while {action}: {type(exc).__name__}"
+                ) from exc
+            raise
+
+    def abs(self, rel: str) -> str:
+        return f"{self.root}/{rel.strip('/')}" if rel else self.root
+
+    def new_tmp_dir(self) -> str:
+        return f"{TMP_DIR}/{uuid.uuid4().hex}"
+
+    # ------------------------------------------------------------------ listing
+    def list_dir(self, rel: str) -> list[tuple[str, str, int]]:
+        """Children of `rel` as (name, type 'file'|'directory', size); [] when it does not exist."""
+        with self.guard(f"listing {rel or '/'}"):
+            try:
+                entries = self.fs.ls(self.abs(rel), detail=True, refresh=True)
+            except FileNotFoundError:
+                return []
+        out = []
+        for e in entries:
+            name = e["name"].rstrip("/").rsplit("/", 1)[-1]
+            out.append((name, e.get("type", "file"), int(e.get("size") or 0)))
+        return sorted(out)
+
+    def exists(self, rel: str) -> bool:
+        with self.guard(f"checking {rel}"):
+            return self.fs.exists(self.abs(rel))
+
+    # ------------------------------------------------------------------ parquet I/O
+    def write_parquet(self, table: pa.Table, rel: str) -> int:
+        """Write one Parquet file at `rel` (overwrites). Returns its size in bytes.
+
+        Not atomic on a local folder (callers stage and `move`); one S3 PUT or multipart upload
+        is atomic for readers (the object appears only when complete).
+        """
+        path = self.abs(rel)
+        with self.guard(f"writing {rel}"):
+            if self.is_local:
+                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                pq.write_table(table, path, **PARQUET_WRITE_OPTIONS)
+            else:
+                with self.fs.open(path, "wb") as f:
+                    pq.write_table(table, f, **PARQUET_WRITE_OPTIONS)
+            return int(self.fs.size(path)) if not self.is_local else _local_size(path)
+
+    def dataset(self, rels: list[str]) -> pads.Dataset:
+        """A pyarrow dataset over exactly these files (no discovery, so no other partition is read)."""
+        with self.guard("opening files"):
+            return pads.dataset(
+                [self.abs(r) for r in rels],
+                schema=FILE_SCHEMA,
+                format="parquet",
+                filesystem=self.arrow_fs,
+            )
+
+    def read_parquet(self, rels: list[str], filter=None) -> pa.Table:  # noqa: A002
+        with self.guard("reading files"):
+            if not rels:
+                return FILE_SCHEMA.empty_table()
+            return self.dataset(rels).to_table(filter=filter)
+
+    # ------------------------------------------------------------------ moves, copies, deletes
+    def move(self, src: str, dst: str) -> None:
+        """Put `src` at `dst`, replacing it. Local: atomic rename. S3: server-side copy (atomic
+        per object) then delete of `src`."""
+        with self.guard(f"moving into {dst}"):
+            if self.is_local:
+                self.fs.makedirs(self.abs(dst).rsplit("/", 1)[0], exist_ok=True)
+                self.fs.mv(self.abs(src), self.abs(dst))
+            else:
+                self.fs.copy(self.abs(src), self.abs(dst))
+                self.fs.rm(self.abs(src))
+
+    def copy(self, src: str, dst: str) -> None:
+        with self.guard(f"copying to {dst}"):
+            if self.is_local:
+                self.fs.makedirs(self.abs(dst).rsplit("/", 1)[0], exist_ok=True)
+            self.fs.copy(self.abs(src), self.abs(dst))
+
+    def remove(self, rels: list[str]) -> None:
+        if not rels:
+            return
+        with self.guard("removing files"):
+            self.fs.rm([self.abs(r) for r in rels])
+
+    def remove_tree(self, rel: str) -> None:
+        with self.guard(f"removing {rel}"):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(self.abs(rel), recursive=True)
+
+
+def _local_size(path: str) -> int:
+    import os
+
+    return os.path.getsize(path)

@@ -1,0 +1,87 @@
+"""Pure Arrow/numpy helpers for one partition: de-duplicate, merge (new wins), diff, split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from marketpipe.bars import BAR_COLUMNS
+
+VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "ts")
+
+
+def ts_int(table: pa.Table) -> np.ndarray:
+    """The `ts` column as int64 microseconds (no nulls: the contract forbids them)."""
+    return table.column("ts").cast(pa.int64()).to_numpy()
+
+
+def sort_unique_last(table: pa.Table) -> pa.Table:
+    """Rows sorted by ts; of rows sharing a ts the last one (input order) is kept."""
+    ts = ts_int(table)
+    order = np.argsort(ts, kind="stable")
+    sorted_ts = ts[order]
+    keep = np.ones(len(order), dtype=bool)
+    keep[:-1] = sorted_ts[:-1] != sorted_ts[1:]
+    idx = order[keep]
+    if len(idx) == len(ts) and np.array_equal(idx, np.arange(len(ts))):
+        return table
+    return table.take(pa.array(idx))
+
+
+def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Element-wise equality where null == null and NaN == NaN."""
+    sa, sb = a.to_pandas(), b.to_pandas()
+    eq = (sa == sb).fillna(False).to_numpy(dtype=bool)
+    both_missing = pd.isna(sa).to_numpy(dtype=bool) & pd.isna(sb).to_numpy(dtype=bool)
+    return eq | both_missing
+
+
+@dataclass
+class MergeResult:
+    table: pa.Table  # merged partition content, sorted by ts, unique ts
+    added: int  # incoming rows whose key was not stored
+    changed: int  # incoming rows whose key was stored with other values
+    unchanged: int  # incoming rows identical to what was stored
+
+    @property
+    def is_noop(self) -> bool:
+        return self.added == 0 and self.changed == 0
+
+
+def merge_partition(old: pa.Table, new: pa.Table) -> MergeResult:
+    """Merge `new` (sorted, unique ts) into `old` (sorted, unique ts); new wins on key."""
+    if old.num_rows == 0:
+        return MergeResult(new, new.num_rows, 0, 0)
+    old_ts, new_ts = ts_int(old), ts_int(new)
+    pos = np.searchsorted(old_ts, new_ts)
+    pos_c = np.minimum(pos, len(old_ts) - 1)
+    in_old = (pos < len(old_ts)) & (old_ts[pos_c] == new_ts)
+    n_overlap = int(in_old.sum())
+    changed = 0
+    if n_overlap:
+        old_rows = old.take(pa.array(pos_c[in_old]))
+        new_rows = new.filter(pa.array(in_old))
+        same = np.ones(n_overlap, dtype=bool)
+        for col in VALUE_COLUMNS:
+            same &= _same(old_rows.column(col), new_rows.column(col))
+        changed = int((~same).sum())
+    added = len(new_ts) - n_overlap
+    if added == 0 and changed == 0:
+        return MergeResult(old, 0, 0, n_overlap)
+    replaced = np.zeros(len(old_ts), dtype=bool)
+    replaced[pos_c[in_old]] = True
+    kept_old = old.filter(pa.array(~replaced))
+    merged = pa.concat_tables([kept_old, new])
+    merged = merged.take(pc.sort_indices(merged, sort_keys=[("ts", "ascending")]))
+    return MergeResult(merged, added, changed, n_overlap - changed)
+
+
+def split_rows(table: pa.Table, max_rows: int) -> list[pa.Table]:
+    """Contiguous slices of at most `max_rows` rows (at least one slice, possibly empty)."""
+    if table.num_rows <= max_rows:
+        return [table]
+    return [table.slice(i, max_rows) for i in range(0, table.num_rows, max_rows)]
