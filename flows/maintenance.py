@@ -52,7 +52,8 @@ def maintenance(
 
 
 def _gaps_report(stores, today: date, lookback: int, interval: str) -> list[dict]:
-    syms = sorted({r["symbol"] for r in stores.hot.stats() if r["interval"] == interval})
+    stats = stores.hot.stats()
+    syms = sorted(set(stats.loc[stats["interval"] == interval, "symbol"]))
     if not syms:
         return []
     start = today - timedelta(days=lookback)

@@ -23,4 +23,10 @@ def tier_task(stores: Stores, now: pd.Timestamp, hot_days: int) -> dict:
 
 @task(name="compact-lake", cache_policy=NO_CACHE, **RETRYING)
 def compact_task(stores: Stores, target_bytes: int) -> dict:
-    return stores.cold.compact(target_bytes=target_bytes).as_dict()
+    report = stores.cold.compact(target_bytes=target_bytes)
+    return {
+        "partitions_compacted": len(report.partitions_compacted),
+        "files_before": report.files_before,
+        "files_after": report.files_after,
+        "rows": report.rows,
+    }

@@ -10,7 +10,16 @@ from marketpipe.gaps import find_gaps, missing_ranges, repair_windows
 
 
 def _present(expected, drop):
-    keep = expected.delete([expected.get_loc(pd.Timestamp(t, tz="UTC")) for t in drop])
+    keep = expected.delete(
+        [
+            expected.get_loc(
+                pd.Timestamp(t).tz_convert("UTC")
+                if pd.Timestamp(t).tzinfo
+                else pd.Timestamp(t, tz="UTC")
+            )
+            for t in drop
+        ]
+    )
     return pd.DataFrame({"symbol": "AAPL", "ts": keep})
 
 

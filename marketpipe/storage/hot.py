@@ -180,9 +180,17 @@ class SqlHotStore:
         interval: str,
         start: pd.Timestamp | None = None,
         end: pd.Timestamp | None = None,
+        ingested_before: pd.Timestamp | None = None,
     ) -> int:
-        """Delete one symbol's bars in [start, end); returns rows deleted."""
-        stmt = sa.delete(t.bars).where(*self._bar_filter(symbol, interval, start, end))
+        """Delete one symbol's bars in [start, end); returns rows deleted.
+
+        `ingested_before` keeps rows (re)written at or after that instant (tiering deletes only
+        what it copied to the lake, never a restatement that arrived meanwhile).
+        """
+        cond = self._bar_filter(symbol, interval, start, end)
+        if ingested_before is not None:
+            cond.append(t.bars.c.ingested_at < to_utc(ingested_before))
+        stmt = sa.delete(t.bars).where(*cond)
         with self._tx() as conn:
             return conn.execute(stmt).rowcount
 

@@ -42,7 +42,7 @@ def tier_partitions(
 ) -> list[tuple[str, str, int, pd.Timestamp, pd.Timestamp]]:
     """(symbol, interval, year, lo, hi) slices of hot rows with ts < cutoff."""
     out = []
-    for row in stores.hot.stats():
+    for row in stores.hot.stats().to_dict("records"):
         sym, interval = row["symbol"], row["interval"]
         first, last = pd.Timestamp(row["min_ts"]), pd.Timestamp(row["max_ts"])
         if first >= cutoff:
