@@ -256,8 +256,7 @@ def build_bars_schema(now: pd.Timestamp | None = None) -> pa.DataFrameSchema:
         "source": pa.Column(str, nullable=True),
     }
     checks = [
-        pa.Check(fn, name=code, element_wise=False, error=DETAILS[code])
-        for code, fn in rule_functions(now).items()
+        pa.Check(fn, name=code, element_wise=False) for code, fn in rule_functions(now).items()
     ]
     return pa.DataFrameSchema(columns, checks=checks, name="Bars", strict=False)
 
