@@ -26,7 +26,9 @@ How a frame is checked
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
@@ -107,7 +109,9 @@ DETAILS: dict[str, str] = {
     "duplicate_key": "(symbol, interval, ts) repeats an earlier row",
 }
 
-_UTC_OFFSET_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+# a time of day followed by an explicit offset: "...T14:30:00Z", "... 09:30-05:00", "...T15:32+0100"
+_UTC_OFFSET_RE = r"[Tt ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+_UTC_OFFSET = re.compile(_UTC_OFFSET_RE)
 
 
 class ValidationResult(NamedTuple):
@@ -287,23 +291,23 @@ def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:
 
 
 def _coerce_numeric(s: pd.Series, integral: bool) -> tuple[pd.Series, np.ndarray]:
-    """Float64 values (NaN where unreadable) and the mask of present-but-unreadable cells."""
-    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        num = pd.to_numeric(s, errors="coerce")
-        values = pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
-        bad = s.notna().to_numpy() & values.isna().to_numpy()
-        if pd.api.types.is_bool_dtype(s):
-            bad = s.notna().to_numpy()
-            values[:] = np.nan
-    else:
-        values = pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
+    """Float64 values (NaN where rejected) and the `not_numeric` mask (nulls are not bad here).
+
+    Booleans are not numbers here; text that `pd.to_numeric` reads ("101.5", "1e3") is accepted.
+    """
+    if pd.api.types.is_bool_dtype(s):
+        values = np.full(len(s), np.nan)
+        bad = s.notna().to_numpy()
+    elif pd.api.types.is_numeric_dtype(s):
+        values = s.to_numpy(dtype="float64", na_value=np.nan)
         bad = np.zeros(len(s), dtype=bool)
-    if integral:
-        v = values.to_numpy()
-        frac = np.isfinite(v) & (v != np.floor(np.where(np.isfinite(v), v, 0)))
-        bad |= frac
-    values = values.where(~bad)
-    return values, bad
+    else:
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        bad = s.notna().to_numpy() & np.isnan(values)
+    if integral:  # trades: a whole number (inf is left to volume_not_finite)
+        finite = np.isfinite(values)
+        bad |= finite & (values != np.floor(np.where(finite, values, 0.0)))
+    return pd.Series(np.where(bad, np.nan, values), index=s.index), bad
 
 
 def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -314,10 +318,11 @@ def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.is_datetime64_dtype(s) or pd.api.types.is_numeric_dtype(s):
         # naive datetimes and bare epoch numbers are ambiguous: reject every present value
         return pd.Series(pd.NaT, index=s.index, dtype=TS_DTYPE), present
+    if pd.api.types.is_object_dtype(s) and pd.api.types.infer_dtype(s, skipna=True) == "string":
+        s = s.astype("str")
     if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
-        text = s
-        aware = text.str.contains(_UTC_OFFSET_RE, regex=True, na=False).to_numpy()
-        parsed = pd.to_datetime(text.where(aware), utc=True, errors="coerce", format="ISO8601")
+        aware = s.str.contains(_UTC_OFFSET_RE, regex=True, na=False).to_numpy()
+        parsed = pd.to_datetime(s.where(aware), utc=True, errors="coerce", format="ISO8601")
     else:  # object: mixed Python values
         parsed, aware = _coerce_ts_objects(s)
     parsed = parsed.astype(TS_DTYPE)
@@ -326,25 +331,21 @@ def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _coerce_ts_objects(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Slow path for object columns holding mixed values (datetimes, strings, numbers)."""
     values = s.to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
+    out = np.full(len(values), None, dtype=object)
     aware = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
-        out[i] = None
+        if isinstance(v, str) and not _UTC_OFFSET.search(v):
+            continue  # naive text
+        if not isinstance(v, str | datetime):
+            continue  # numbers, dates without a time, other objects
         try:
-            if isinstance(v, str):
-                if pd.Series([v]).str.contains(_UTC_OFFSET_RE, regex=True).iloc[0]:
-                    t = pd.Timestamp(v)
-                else:
-                    continue
-            elif hasattr(v, "tzinfo") and hasattr(v, "year"):
-                t = pd.Timestamp(v)
-            else:
-                continue
-            if t.tzinfo is not None:
-                out[i], aware[i] = t.tz_convert("UTC"), True
+            t = pd.Timestamp(v)
         except (ValueError, TypeError, OverflowError):
             continue
+        if t.tzinfo is not None:
+            out[i], aware[i] = t.tz_convert("UTC"), True
     parsed = pd.to_datetime(pd.Series(out, index=s.index), utc=True, errors="coerce")
     return parsed, aware
 

@@ -195,6 +195,9 @@ def test_fractional_trades_are_not_numeric_and_missing_optional_columns_are_fine
     [
         ("2024-01-02 14:31:00", "bad_timestamp"),  # naive text: ambiguous, rejected
         ("garbage", "bad_timestamp"),
+        ("2024-01-02", "bad_timestamp"),  # date only: naive too ("-02" is not an offset)
+        ("2024-01-02T14:31:00", "bad_timestamp"),
+        ("1704205860", "bad_timestamp"),  # epoch as text
         ("2024-13-45T00:00:00Z", "bad_timestamp"),
         (None, "missing_value"),
         (pd.Timestamp("2024-01-02 14:31"), "bad_timestamp"),  # naive Timestamp object
