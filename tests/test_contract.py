@@ -274,3 +274,16 @@ def test_empty_frame():
     result = validate_bars(clean_frame(0), now=NOW)
     assert result.valid.empty and result.quarantine.empty
     assert list(result.quarantine.columns) == list(QUARANTINE_COLUMNS)
+
+
+def test_any_index_and_categorical_text_columns_are_handled():
+    df = clean_frame(4)
+    df.index = [5, 5, 7, 7]
+    df["symbol"] = df["symbol"].astype("category")
+    df.loc[df.index[2:], "extra"] = "kept in payload only"
+    df.iloc[3, df.columns.get_loc("volume")] = -3.0
+    result = validate_bars(df, now=NOW)
+    assert len(result.valid) == 3 and result.valid.index.tolist() == [0, 1, 2]
+    assert "extra" not in result.valid.columns
+    assert result.quarantine["reason"].tolist() == ["volume_negative"]
+    assert json.loads(result.quarantine.iloc[0]["payload"])["extra"] == "kept in payload only"
