@@ -34,6 +34,7 @@ from marketpipe.errors import ConfigError
 
 __all__ = [
     "CALENDAR_START",
+    "bar_schedule",
     "expected_bar_starts",
     "get_calendar",
     "is_session",
@@ -110,6 +111,39 @@ def last_closed_session(now: pd.Timestamp | datetime | None = None, exchange: st
     return done[-1].date()
 
 
+def bar_schedule(
+    interval: str, start: DateLike, end: DateLike, exchange: str = "XNYS"
+) -> pd.DataFrame:
+    """One row per expected bar in `[start, end]`: `ts` (start, UTC), `end` (UTC, capped at the
+    session close), `session` (tz-naive session label) and `bar_index` (0-based within the session).
+    """
+    if interval not in INTERVALS:
+        raise ConfigError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}")
+    cal = get_calendar(exchange)
+    labels = sessions(start, end, exchange)
+    opens = pd.DatetimeIndex(cal.opens.reindex(labels)).tz_convert("UTC").as_unit("us").asi8
+    closes = pd.DatetimeIndex(cal.closes.reindex(labels)).tz_convert("UTC").as_unit("us").asi8
+    if interval == "1d":
+        counts = np.ones(len(labels), dtype=np.int64)
+        start_us = labels.as_unit("us").asi8  # session date at 00:00 UTC
+        end_us = closes
+        bar_index = np.zeros(len(labels), dtype=np.int64)
+    else:
+        step = INTERVAL_OFFSETS[interval].value // 1000  # microseconds
+        counts = -((opens - closes) // step)  # ceil((close - open) / step)
+        bar_index = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        start_us = np.repeat(opens, counts) + bar_index * step
+        end_us = np.minimum(start_us + step, np.repeat(closes, counts))
+    return pd.DataFrame(
+        {
+            "ts": pd.DatetimeIndex(start_us.astype("datetime64[us]")).tz_localize("UTC"),
+            "end": pd.DatetimeIndex(end_us.astype("datetime64[us]")).tz_localize("UTC"),
+            "session": np.repeat(labels.as_unit("us").to_numpy(), counts),
+            "bar_index": bar_index,
+        }
+    )
+
+
 def expected_bar_starts(
     interval: str,
     start: DateLike,
@@ -121,25 +155,7 @@ def expected_bar_starts(
 
     With `now`, only bars complete by `now` are returned (see module docstring).
     """
-    if interval not in INTERVALS:
-        raise ConfigError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}")
-    cal = get_calendar(exchange)
-    labels = sessions(start, end, exchange)
-    opens = pd.DatetimeIndex(cal.opens.reindex(labels)).tz_convert("UTC").as_unit("us")
-    closes = pd.DatetimeIndex(cal.closes.reindex(labels)).tz_convert("UTC").as_unit("us")
-    if interval == "1d":
-        starts = labels.tz_localize("UTC").as_unit("us")
-        ends = closes
-    else:
-        step = INTERVAL_OFFSETS[interval].value // 1000  # microseconds
-        open_us, close_us = opens.asi8, closes.asi8
-        counts = -((open_us - close_us) // step)  # ceil((close - open) / step)
-        first = np.repeat(open_us, counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        start_us = first + offsets * step
-        starts = pd.DatetimeIndex(start_us.astype("datetime64[us]")).tz_localize("UTC")
-        ends_us = np.minimum(start_us + step, np.repeat(close_us, counts))
-        ends = pd.DatetimeIndex(ends_us.astype("datetime64[us]")).tz_localize("UTC")
+    schedule = bar_schedule(interval, start, end, exchange)
     if now is not None:
-        starts = starts[ends <= _now_utc(now)]
-    return pd.DatetimeIndex(starts, name="ts").astype(TS_DTYPE)
+        schedule = schedule[schedule["end"] <= _now_utc(now)]
+    return pd.DatetimeIndex(schedule["ts"], name="ts").astype(TS_DTYPE)

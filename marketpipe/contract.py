@@ -25,12 +25,17 @@ How a frame is checked
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 from marketpipe.bars import (
     BAR_COLUMNS,
@@ -104,7 +109,9 @@ DETAILS: dict[str, str] = {
     "duplicate_key": "(symbol, interval, ts) repeats an earlier row",
 }
 
-_UTC_OFFSET_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+# a time of day followed by an explicit offset: "...T14:30:00Z", "... 09:30-05:00", "...T15:32+0100"
+_UTC_OFFSET_RE = r"[Tt ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+_UTC_OFFSET = re.compile(_UTC_OFFSET_RE)
 
 
 class ValidationResult(NamedTuple):
@@ -188,7 +195,13 @@ def _duplicated_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         key = a * b_span + (b - b_min)
         if bool(np.all(key[1:] > key[:-1])):  # sorted unique keys (the usual provider order)
             return np.zeros(len(key), dtype=bool)
-        return pd.Series(key).duplicated(keep="first").to_numpy()
+        # stable sort (timsort: near-linear on the mostly sorted frames providers return); within
+        # a run of equal keys the first in input order comes first, the rest are duplicates
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        dup = np.zeros(len(key), dtype=bool)
+        dup[order[1:][ordered[1:] == ordered[:-1]]] = True
+        return dup
     return pd.DataFrame({"a": a, "b": b}).duplicated(keep="first").to_numpy()
 
 
@@ -256,8 +269,7 @@ def build_bars_schema(now: pd.Timestamp | None = None) -> pa.DataFrameSchema:
         "source": pa.Column(str, nullable=True),
     }
     checks = [
-        pa.Check(fn, name=code, element_wise=False, error=DETAILS[code])
-        for code, fn in rule_functions(now).items()
+        pa.Check(fn, name=code, element_wise=False) for code, fn in rule_functions(now).items()
     ]
     return pa.DataFrameSchema(columns, checks=checks, name="Bars", strict=False)
 
@@ -279,23 +291,23 @@ def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:
 
 
 def _coerce_numeric(s: pd.Series, integral: bool) -> tuple[pd.Series, np.ndarray]:
-    """Float64 values (NaN where unreadable) and the mask of present-but-unreadable cells."""
-    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        num = pd.to_numeric(s, errors="coerce")
-        values = pd.Series(num.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
-        bad = s.notna().to_numpy() & values.isna().to_numpy()
-        if pd.api.types.is_bool_dtype(s):
-            bad = s.notna().to_numpy()
-            values[:] = np.nan
-    else:
-        values = pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
+    """Float64 values (NaN where rejected) and the `not_numeric` mask (nulls are not bad here).
+
+    Booleans are not numbers here; text that `pd.to_numeric` reads ("101.5", "1e3") is accepted.
+    """
+    if pd.api.types.is_bool_dtype(s):
+        values = np.full(len(s), np.nan)
+        bad = s.notna().to_numpy()
+    elif pd.api.types.is_numeric_dtype(s):
+        values = s.to_numpy(dtype="float64", na_value=np.nan)
         bad = np.zeros(len(s), dtype=bool)
-    if integral:
-        v = values.to_numpy()
-        frac = np.isfinite(v) & (v != np.floor(np.where(np.isfinite(v), v, 0)))
-        bad |= frac
-    values = values.where(~bad)
-    return values, bad
+    else:
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        bad = s.notna().to_numpy() & np.isnan(values)
+    if integral:  # trades: a whole number (inf is left to volume_not_finite)
+        finite = np.isfinite(values)
+        bad |= finite & (values != np.floor(np.where(finite, values, 0.0)))
+    return pd.Series(np.where(bad, np.nan, values), index=s.index), bad
 
 
 def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -306,10 +318,11 @@ def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.is_datetime64_dtype(s) or pd.api.types.is_numeric_dtype(s):
         # naive datetimes and bare epoch numbers are ambiguous: reject every present value
         return pd.Series(pd.NaT, index=s.index, dtype=TS_DTYPE), present
+    if pd.api.types.is_object_dtype(s) and pd.api.types.infer_dtype(s, skipna=True) == "string":
+        s = s.astype("str")
     if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
-        text = s
-        aware = text.str.contains(_UTC_OFFSET_RE, regex=True, na=False).to_numpy()
-        parsed = pd.to_datetime(text.where(aware), utc=True, errors="coerce", format="ISO8601")
+        aware = s.str.contains(_UTC_OFFSET_RE, regex=True, na=False).to_numpy()
+        parsed = pd.to_datetime(s.where(aware), utc=True, errors="coerce", format="ISO8601")
     else:  # object: mixed Python values
         parsed, aware = _coerce_ts_objects(s)
     parsed = parsed.astype(TS_DTYPE)
@@ -318,25 +331,21 @@ def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _coerce_ts_objects(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Slow path for object columns holding mixed values (datetimes, strings, numbers)."""
     values = s.to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
+    out = np.full(len(values), None, dtype=object)
     aware = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
-        out[i] = None
+        if isinstance(v, str) and not _UTC_OFFSET.search(v):
+            continue  # naive text
+        if not isinstance(v, str | datetime):
+            continue  # numbers, dates without a time, other objects
         try:
-            if isinstance(v, str):
-                if pd.Series([v]).str.contains(_UTC_OFFSET_RE, regex=True).iloc[0]:
-                    t = pd.Timestamp(v)
-                else:
-                    continue
-            elif hasattr(v, "tzinfo") and hasattr(v, "year"):
-                t = pd.Timestamp(v)
-            else:
-                continue
-            if t.tzinfo is not None:
-                out[i], aware[i] = t.tz_convert("UTC"), True
+            t = pd.Timestamp(v)
         except (ValueError, TypeError, OverflowError):
             continue
+        if t.tzinfo is not None:
+            out[i], aware[i] = t.tz_convert("UTC"), True
     parsed = pd.to_datetime(pd.Series(out, index=s.index), utc=True, errors="coerce")
     return parsed, aware
 
@@ -429,70 +438,80 @@ def _quarantine_rows(
         names = [c for i, c in enumerate(codes) if (int(p) >> i) & 1]
         reasons.append(",".join(names))
         details.append("; ".join(DETAILS[c] for c in names))
-    sub = frame.iloc[pos]
-    out = pd.DataFrame(
-        {
-            "symbol": sub["symbol"].to_numpy(),
-            "interval": sub["interval"].to_numpy(),
-            "ts": sub["ts"].to_numpy(),
-            "source": sub["source"].to_numpy(),
-            "reason": np.asarray(reasons, dtype=object)[inverse],
-            "detail": np.asarray(details, dtype=object)[inverse],
-            "payload": _payloads(raw.iloc[pos]),
-            "run_id": run_id,
-            "quarantined_at": now.floor("us"),
-        }
-    )
-    return out.astype({c: "str" for c in QUARANTINE_COLUMNS if c not in ("ts", "quarantined_at")})
+    out = frame[["symbol", "interval", "ts", "source"]].iloc[pos].reset_index(drop=True)
+    n = len(pos)
+    out["reason"] = pd.array(np.asarray(reasons, dtype=object)[inverse], dtype="str")
+    out["detail"] = pd.array(np.asarray(details, dtype=object)[inverse], dtype="str")
+    out["payload"] = pd.array(_payloads(raw.iloc[pos]), dtype="str")
+    out["run_id"] = pd.array([run_id] * n, dtype="str")
+    stamp = np.full(n, now.tz_convert(None).floor("us").to_datetime64(), dtype="datetime64[us]")
+    out["quarantined_at"] = pd.DatetimeIndex(stamp).tz_localize("UTC")
+    return out
 
 
 def _payloads(raw: pd.DataFrame) -> list[str]:
-    """Each original row as one JSON object; values JSON cannot hold (inf, timestamps) as strings."""
-    safe = pd.DataFrame(index=raw.index)
-    for col in raw.columns:
-        s = raw[col]
-        if pd.api.types.is_float_dtype(s):
-            v = s.to_numpy(dtype="float64", na_value=np.nan)
-            if np.isinf(v).any():
-                s = s.astype(object).where(~np.isinf(v), s.astype(str))
-        elif isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s):
-            s = _iso_strings(s)
-        elif isinstance(s.dtype, pd.api.extensions.ExtensionDtype) and not isinstance(
-            s.dtype, pd.StringDtype
-        ):
-            s = s.astype(object).where(s.notna(), None)
-        elif pd.api.types.is_object_dtype(s):
-            s = s.map(_json_safe)
-        safe[str(col)] = s
-    text = safe.to_json(
-        orient="records",
-        lines=True,
-        force_ascii=False,
-        date_format="iso",
-        date_unit="us",
-        default_handler=str,
-    )
-    return text.rstrip("\n").split("\n")
+    """Each original row as one JSON object; values JSON cannot hold (inf, timestamps) as strings.
+
+    Built column-wise with pyarrow string kernels; `DataFrame.to_json` is slow on timestamps.
+    """
+    parts: list[pa_arrow.Array | str] = []
+    for i, col in enumerate(raw.columns):
+        parts.append(("{" if i == 0 else ",") + json.dumps(str(col)) + ":")
+        parts.append(_json_column(raw[col]))
+    if not parts:
+        return ["{}"] * len(raw)
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "").to_pylist()
 
 
-def _iso_strings(s: pd.Series) -> pd.Series:
-    """ISO 8601 text (numpy's formatter is far faster than `to_json`'s); tz-aware values in UTC."""
-    aware = isinstance(s.dtype, pd.DatetimeTZDtype)
-    values = (s.dt.tz_convert("UTC").dt.tz_localize(None) if aware else s).to_numpy(
-        "datetime64[us]"
-    )
-    text = np.datetime_as_string(values, unit="us").astype(object)
-    if aware:
-        text = text + "Z"
-    text[np.isnat(values)] = None
-    return pd.Series(text, index=s.index, dtype=object)
+def _json_column(s: pd.Series) -> pa_arrow.Array:
+    """JSON text of every value of one column (never null: JSON `null` instead)."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s):
+        return _json_timestamps(s)
+    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
+        return pa_arrow.array(np.where(s.to_numpy(dtype=bool), "true", "false"))
+    if pd.api.types.is_integer_dtype(s):
+        values = pa_arrow.array(s.astype("Int64").to_numpy(dtype=object, na_value=None))
+        return pc.fill_null(pc.cast(values, pa_arrow.string()), "null")
+    if pd.api.types.is_float_dtype(s):
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        text = pc.cast(pa_arrow.array(v), pa_arrow.string())
+        for mask, literal in ((np.isnan(v), "null"), (np.isposinf(v), '"inf"')):
+            if mask.any():
+                text = pc.if_else(pa_arrow.array(mask), literal, text)
+        if np.isneginf(v).any():
+            text = pc.if_else(pa_arrow.array(np.isneginf(v)), '"-inf"', text)
+        return text
+    # text and mixed objects: encode each distinct value once
+    try:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    except TypeError:  # unhashable values
+        return pa_arrow.array([json.dumps(_json_safe(v), ensure_ascii=False) for v in s])
+    encoded = [json.dumps(_json_safe(u), ensure_ascii=False) for u in uniques] + ["null"]
+    return pa_arrow.array(np.asarray(encoded, dtype=object)[codes])
+
+
+def _json_timestamps(s: pd.Series) -> pa_arrow.Array:
+    """Quoted ISO 8601 text per timestamp (tz-aware as UTC with `Z`), `null` for NaT."""
+    index = pd.DatetimeIndex(s)
+    aware = index.tz is not None
+    values = index.as_unit("us").asi8.view("datetime64[us]")  # tz-aware asi8 is UTC
+    text = pa_arrow.array(np.datetime_as_string(values, unit="us"))
+    quoted = pc.binary_join_element_wise('"', text, 'Z"' if aware else '"', "")
+    return pc.if_else(pa_arrow.array(np.isnat(values)), "null", quoted)
 
 
 def _json_safe(v: object) -> object:
-    if v is None or isinstance(v, bool | int | str):
-        return v
-    if isinstance(v, float):
-        return v if np.isfinite(v) else (None if np.isnan(v) else str(v))
-    if v is pd.NA or v is pd.NaT:
+    if v is None or v is pd.NA or v is pd.NaT:
         return None
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return float(v) if np.isfinite(v) else (None if np.isnan(v) else str(float(v)))
+    if isinstance(v, str):
+        return v
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
     return str(v)

@@ -1,0 +1,94 @@
+"""Validation throughput: `validate_bars` vs the bare pandera `BarsSchema.validate(lazy=True)`.
+
+Run: `PYTHONPATH=. python -m benchmarks.bench_validation [rows]`. Prints rows/s for a clean frame
+(provider order, and shuffled so the duplicate-key check cannot take its sorted fast path) and for
+a frame with 1% bad rows, beside the pandera baseline on the same frame, with ratios and the
+1M rows/s target. Best of `repeats` runs, after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from marketpipe.calendar import expected_bar_starts
+from marketpipe.contract import BarsSchema, validate_bars
+from marketpipe.providers import BarsQuery
+from marketpipe.providers.synthetic import SyntheticProvider
+
+TARGET_ROWS_PER_S = 1_000_000
+NOW = pd.Timestamp("2025-01-01T00:00:00Z")
+START, END = date(2024, 1, 1), date(2024, 12, 31)
+
+
+def clean_bars(rows: int) -> pd.DataFrame:
+    """`rows` one-minute synthetic bars (canonical dtypes), as many symbols as needed."""
+    per_symbol = len(expected_bar_starts("1m", START, END))
+    symbols = tuple(f"SYM{i}" for i in range(-(-rows // per_symbol)))
+    bars = SyntheticProvider(seed=1, now=NOW).fetch(BarsQuery(symbols, "1m", START, END)).bars
+    return bars.iloc[:rows].reset_index(drop=True)
+
+
+def with_bad_rows(df: pd.DataFrame, fraction: float = 0.01, seed: int = 0) -> pd.DataFrame:
+    """A copy with `fraction` of rows broken, cycling through six kinds of damage."""
+    out = df.copy()
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(df) - 1, int(len(df) * fraction), replace=False) + 1)
+    kinds = np.array_split(picked, 6)
+    out.loc[kinds[0], "high"] = out.loc[kinds[0], "low"] - 1.0  # high_lt_low (+ open/close)
+    out.loc[kinds[1], "volume"] = -1.0  # volume_negative
+    out.loc[kinds[2], "open"] = np.inf  # price_not_finite
+    out.loc[kinds[3], "close"] = 0.0  # price_not_positive (+ low_gt_open_close)
+    out.loc[kinds[4], "symbol"] = "BAD SYMBOL;"  # bad_symbol
+    out.loc[kinds[5], "ts"] = out["ts"].to_numpy()[kinds[5] - 1]  # duplicate_key
+    return out
+
+
+def best_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: imports, regex compilation, calendar build
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def pandera_lazy(df: pd.DataFrame) -> None:
+    try:
+        BarsSchema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors:
+        pass
+
+
+def main(rows: int = 1_000_000, repeats: int = 3) -> dict[str, dict[str, float]]:
+    clean = clean_bars(rows)
+    shuffled = clean.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    bad = with_bad_rows(clean)
+    results: dict[str, dict[str, float]] = {}
+    print(
+        f"validation benchmark: {rows:,} rows, best of {repeats}; target {TARGET_ROWS_PER_S:,} rows/s"
+    )
+    print(
+        f"{'frame':<16}{'validate_bars':>16}{'pandera lazy':>16}{'ratio':>8}{'vs target':>11}  quarantined"
+    )
+    for label, frame in (("clean", clean), ("clean shuffled", shuffled), ("1% bad", bad)):
+        quarantined = len(validate_bars(frame, now=NOW).quarantine)
+        ours = rows / best_seconds(lambda f=frame: validate_bars(f, now=NOW), repeats)
+        base = rows / best_seconds(lambda f=frame: pandera_lazy(f), repeats)
+        results[label] = {"validate_bars": ours, "pandera": base, "quarantined": quarantined}
+        print(
+            f"{label:<16}{ours:>16,.0f}{base:>16,.0f}{ours / base:>7.2f}x"
+            f"{ours / TARGET_ROWS_PER_S:>10.2f}x  {quarantined:,}"
+        )
+    return results
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
