@@ -83,7 +83,9 @@ _REGISTRY: dict[str, RateLimiter] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def get_limiter(provider: str, settings=None, *, limit: int | None = None, period: float | None = None) -> RateLimiter:
+def get_limiter(
+    provider: str, settings=None, *, limit: int | None = None, period: float | None = None
+) -> RateLimiter:
     """The process-wide limiter for `provider`, built from `settings.rate_limit(provider)` once.
 
     A later call with a different configured rate replaces it (e.g. tests with a fast limit).

@@ -12,7 +12,15 @@ import pandas as pd
 from marketpipe.bars import BAR_COLUMNS, TS_DTYPE, conform_bars, empty_bars
 
 EXCHANGE_TZ = "America/New_York"
-REJECTED_COLUMNS: tuple[str, ...] = ("symbol", "interval", "ts", "source", "reason", "detail", "payload")
+REJECTED_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "interval",
+    "ts",
+    "source",
+    "reason",
+    "detail",
+    "payload",
+)
 CORPORATE_ACTION_COLUMNS: tuple[str, ...] = ("symbol", "ex_date", "kind", "value", "source")
 
 
@@ -57,7 +65,9 @@ def exchange_dates(ts_utc: pd.Series, interval: str) -> pd.Series:
     return ts_utc.dt.tz_convert(EXCHANGE_TZ).dt.date
 
 
-def bars_frame(records: list[dict[str, Any]], *, symbol: str, interval: str, source: str) -> pd.DataFrame:
+def bars_frame(
+    records: list[dict[str, Any]], *, symbol: str, interval: str, source: str
+) -> pd.DataFrame:
     """Canonical bars from mapped records (keys: ts (UTC), open, high, low, close, volume[, vwap, trades])."""
     if not records:
         return empty_bars()

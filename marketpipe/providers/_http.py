@@ -38,11 +38,20 @@ def status_error(
     detail = f"HTTP {status}" + (f": {snippet}" if snippet else "")
     if status == 429:
         wait = f" (retry after {retry_after:g}s)" if retry_after is not None else ""
-        return RetryableError(f"rate limited, {detail}{wait}", retry_after=retry_after, provider=provider, symbol=symbol)
+        return RetryableError(
+            f"rate limited, {detail}{wait}",
+            retry_after=retry_after,
+            provider=provider,
+            symbol=symbol,
+        )
     if status in RETRYABLE_STATUS or status >= 500:
-        return RetryableError(f"server error, {detail}", retry_after=retry_after, provider=provider, symbol=symbol)
+        return RetryableError(
+            f"server error, {detail}", retry_after=retry_after, provider=provider, symbol=symbol
+        )
     if status in (401, 403):
-        return FatalError(f"not authorised ({detail}); check the API key", provider=provider, symbol=symbol)
+        return FatalError(
+            f"not authorised ({detail}); check the API key", provider=provider, symbol=symbol
+        )
     if status == 404:
         return NotFoundError(f"not found ({detail})", provider=provider, symbol=symbol)
     return FatalError(f"unexpected response {detail}", provider=provider, symbol=symbol)

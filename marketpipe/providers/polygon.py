@@ -32,7 +32,13 @@ import urllib3
 from polygon import RESTClient
 from pydantic import SecretStr
 
-from marketpipe.errors import ConfigError, FatalError, ProviderError, RetryableError, UnknownSymbolError
+from marketpipe.errors import (
+    ConfigError,
+    FatalError,
+    ProviderError,
+    RetryableError,
+    UnknownSymbolError,
+)
 from marketpipe.providers._frames import (
     bars_frame,
     concat_bars,
@@ -114,7 +120,9 @@ class _LimitedRESTClient(RESTClient):
 def _strip_api_key(next_url: str) -> str:
     """Path + query of a `next_url`, without any `apiKey` parameter (the header authenticates)."""
     parsed = urlparse(next_url)
-    query = [(k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() != "apikey"]
+    query = [
+        (k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() != "apikey"
+    ]
     return parsed.path + (f"?{urlencode(query)}" if query else "")
 
 
@@ -138,25 +146,38 @@ class PolygonProvider(BaseProvider):
             api_key = settings.polygon_api_key
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key:
-            raise ConfigError("polygon needs an API key: set POLYGON_API_KEY or use the credentials block")
+            raise ConfigError(
+                "polygon needs an API key: set POLYGON_API_KEY or use the credentials block"
+            )
         self._key = key
-        self.base_url = (base_url or (settings.polygon_base_url if settings else "https://api.polygon.io")).rstrip("/")
+        self.base_url = (
+            base_url or (settings.polygon_base_url if settings else "https://api.polygon.io")
+        ).rstrip("/")
         self.limiter = limiter or get_limiter(NAME, settings)
         self.page_limit = page_limit
         self.include_actions = include_actions
         self.client = _LimitedRESTClient(key, self.base_url, self.limiter, timeout)
 
     # ------------------------------------------------------------------ I/O
-    def _call(self, symbol: str | None, fn, *args: Any, list_results: bool = True, **kw: Any) -> dict:
+    def _call(
+        self, symbol: str | None, fn, *args: Any, list_results: bool = True, **kw: Any
+    ) -> dict:
         """One HTTP request through the client; returns the decoded JSON object or raises ours."""
         try:
             resp = fn(*args, raw=True, **kw)
         except _HTTPStatus as exc:
-            err = status_error(exc.status, provider=NAME, symbol=symbol, retry_after=exc.retry_after,
-                               body=redact(exc.body, self._key))
+            err = status_error(
+                exc.status,
+                provider=NAME,
+                symbol=symbol,
+                retry_after=exc.retry_after,
+                body=redact(exc.body, self._key),
+            )
             raise err from None
         except urllib3.exceptions.HTTPError as exc:
-            raise RetryableError(f"connection failed ({type(exc).__name__})", provider=NAME, symbol=symbol) from None
+            raise RetryableError(
+                f"connection failed ({type(exc).__name__})", provider=NAME, symbol=symbol
+            ) from None
         except ProviderError:
             raise
         try:
@@ -165,10 +186,15 @@ class PolygonProvider(BaseProvider):
             kind = resp.headers.get("Content-Type", "?")
             raise FatalError(
                 f"unexpected payload (not JSON, content-type {kind}: {type(exc).__name__})",
-                provider=NAME, symbol=symbol,
+                provider=NAME,
+                symbol=symbol,
             ) from None
-        if not isinstance(obj, dict) or (list_results and not isinstance(obj.get("results", []), list)):
-            raise FatalError("unexpected payload shape (no results list)", provider=NAME, symbol=symbol)
+        if not isinstance(obj, dict) or (
+            list_results and not isinstance(obj.get("results", []), list)
+        ):
+            raise FatalError(
+                "unexpected payload shape (no results list)", provider=NAME, symbol=symbol
+            )
         if str(obj.get("status", "OK")).upper() == "ERROR":
             msg = redact(str(obj.get("error") or obj.get("message") or "status ERROR"), self._key)
             raise FatalError(f"provider error: {msg[:160]}", provider=NAME, symbol=symbol)
@@ -184,10 +210,21 @@ class PolygonProvider(BaseProvider):
 
     def _agg_pages(self, symbol: str, query: BarsQuery) -> list[dict]:
         mult, span = TIMESPANS[query.interval]
-        return self._pages(symbol, lambda: self._call(
-            symbol, self.client.get_aggs, symbol, mult, span, query.start.isoformat(), query.end.isoformat(),
-            adjusted=False, sort="asc", limit=self.page_limit,
-        ))
+        return self._pages(
+            symbol,
+            lambda: self._call(
+                symbol,
+                self.client.get_aggs,
+                symbol,
+                mult,
+                span,
+                query.start.isoformat(),
+                query.end.isoformat(),
+                adjusted=False,
+                sort="asc",
+                limit=self.page_limit,
+            ),
+        )
 
     def _ticker_known(self, symbol: str) -> bool:
         try:
@@ -221,12 +258,20 @@ class PolygonProvider(BaseProvider):
     def transform(self, raw: dict[str, Any], query: BarsQuery) -> FetchResult:
         if raw["unknown"]:
             sym = raw["unknown"][0]
-            raise UnknownSymbolError("unknown ticker (no aggregates, reference lookup not found)", provider=NAME, symbol=sym)
+            raise UnknownSymbolError(
+                "unknown ticker (no aggregates, reference lookup not found)",
+                provider=NAME,
+                symbol=sym,
+            )
         frames, rejected, empty = [], [], []
         for sym, sym_pages in raw["pages"].items():
             rows = [r for p in sym_pages for r in p.get("results") or []]
             good, bad = self._map_rows(rows, sym, query.interval)
-            bars = in_range(bars_frame(good, symbol=sym, interval=query.interval, source=NAME), query.start, query.end)
+            bars = in_range(
+                bars_frame(good, symbol=sym, interval=query.interval, source=NAME),
+                query.start,
+                query.end,
+            )
             if bars.empty and not bad:
                 empty.append(sym)
             frames.append(bars)
@@ -247,11 +292,19 @@ class PolygonProvider(BaseProvider):
             rec, problem = _map_agg(row, interval)
             if problem:
                 ts = row.get("t") if isinstance(row, dict) else None
-                bad.append({
-                    "symbol": symbol, "interval": interval,
-                    "ts": pd.to_datetime(ts, unit="ms", utc=True, errors="coerce") if _is_num(ts) else None,
-                    "source": NAME, "reason": "malformed", "detail": problem, "payload": to_json_text(row),
-                })
+                bad.append(
+                    {
+                        "symbol": symbol,
+                        "interval": interval,
+                        "ts": pd.to_datetime(ts, unit="ms", utc=True, errors="coerce")
+                        if _is_num(ts)
+                        else None,
+                        "source": NAME,
+                        "reason": "malformed",
+                        "detail": problem,
+                        "payload": to_json_text(row),
+                    }
+                )
             else:
                 good.append(rec)
         if interval == "1d" and good:
@@ -265,12 +318,28 @@ class PolygonProvider(BaseProvider):
         out: dict[str, dict[str, list[dict]]] = {}
         n = 0
         for sym in symbols:
-            splits = self._pages(sym, lambda s=sym: self._call(
-                s, self.client.list_splits, ticker=s, execution_date_gte=start.isoformat(),
-                execution_date_lte=end.isoformat(), limit=1000))
-            divs = self._pages(sym, lambda s=sym: self._call(
-                s, self.client.list_dividends, ticker=s, ex_dividend_date_gte=start.isoformat(),
-                ex_dividend_date_lte=end.isoformat(), limit=1000))
+            splits = self._pages(
+                sym,
+                lambda s=sym: self._call(
+                    s,
+                    self.client.list_splits,
+                    ticker=s,
+                    execution_date_gte=start.isoformat(),
+                    execution_date_lte=end.isoformat(),
+                    limit=1000,
+                ),
+            )
+            divs = self._pages(
+                sym,
+                lambda s=sym: self._call(
+                    s,
+                    self.client.list_dividends,
+                    ticker=s,
+                    ex_dividend_date_gte=start.isoformat(),
+                    ex_dividend_date_lte=end.isoformat(),
+                    limit=1000,
+                ),
+            )
             out[sym] = {"splits": splits, "dividends": divs}
             n += len(splits) + len(divs)
         return out, n
@@ -282,18 +351,39 @@ class PolygonProvider(BaseProvider):
             for r in (r for p in kinds["splits"] for r in p.get("results") or []):
                 try:
                     ratio = float(r["split_to"]) / float(r["split_from"])
-                    rows.append({"symbol": sym, "ex_date": r["execution_date"], "kind": "split", "value": ratio, "source": NAME})
+                    rows.append(
+                        {
+                            "symbol": sym,
+                            "ex_date": r["execution_date"],
+                            "kind": "split",
+                            "value": ratio,
+                            "source": NAME,
+                        }
+                    )
                 except (KeyError, TypeError, ValueError, ZeroDivisionError):
-                    log.warning("polygon %s: skipping malformed split %s", sym, to_json_text(r)[:200])
+                    log.warning(
+                        "polygon %s: skipping malformed split %s", sym, to_json_text(r)[:200]
+                    )
             for r in (r for p in kinds["dividends"] for r in p.get("results") or []):
                 try:
-                    rows.append({"symbol": sym, "ex_date": r["ex_dividend_date"], "kind": "dividend",
-                                 "value": float(r["cash_amount"]), "source": NAME})
+                    rows.append(
+                        {
+                            "symbol": sym,
+                            "ex_date": r["ex_dividend_date"],
+                            "kind": "dividend",
+                            "value": float(r["cash_amount"]),
+                            "source": NAME,
+                        }
+                    )
                 except (KeyError, TypeError, ValueError):
-                    log.warning("polygon %s: skipping malformed dividend %s", sym, to_json_text(r)[:200])
+                    log.warning(
+                        "polygon %s: skipping malformed dividend %s", sym, to_json_text(r)[:200]
+                    )
         return corporate_actions_frame(rows)
 
-    def fetch_corporate_actions(self, symbols: list[str] | tuple[str, ...], start: date, end: date) -> pd.DataFrame:
+    def fetch_corporate_actions(
+        self, symbols: list[str] | tuple[str, ...], start: date, end: date
+    ) -> pd.DataFrame:
         """Splits (value = split_to/split_from) and cash dividends with ex-dates in [start, end]."""
         raw, _ = self._action_pages(list(symbols), start, end)
         return self._map_actions(raw)

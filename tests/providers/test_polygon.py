@@ -21,9 +21,14 @@ NEXT = "/v2/aggs/ticker/AAPL/range/1/day/cursor/next"
 
 
 def make(server, limit=5, period=1.0, **kw) -> PolygonProvider:
-    settings = Settings(polygon_base_url=server.url, polygon_rate_limit=f"{limit}/{int(period)}s",
-                        POLYGON_API_KEY=POLYGON_KEY)
-    return PolygonProvider(settings, limiter=RateLimiter(limit, period, name="polygon"), timeout=5, **kw)
+    settings = Settings(
+        polygon_base_url=server.url,
+        polygon_rate_limit=f"{limit}/{int(period)}s",
+        POLYGON_API_KEY=POLYGON_KEY,
+    )
+    return PolygonProvider(
+        settings, limiter=RateLimiter(limit, period, name="polygon"), timeout=5, **kw
+    )
 
 
 def serve_daily(server) -> None:
@@ -45,11 +50,24 @@ def test_daily_pages_follow_next_url_and_map_by_hand(polygon_server):
     assert "adjusted=false" in first and "sort=asc" in first
     bars = res.bars
     # t = 1672722000000 ms = 2023-01-03 05:00 UTC = midnight ET -> session 2023-01-03 at 00:00 UTC
-    assert list(bars["ts"]) == [pd.Timestamp(d, tz="UTC") for d in
-                                ["2023-01-03", "2023-01-04", "2023-01-05", "2023-01-06", "2023-01-09"]]
+    assert list(bars["ts"]) == [
+        pd.Timestamp(d, tz="UTC")
+        for d in ["2023-01-03", "2023-01-04", "2023-01-05", "2023-01-06", "2023-01-09"]
+    ]
     row = bars.iloc[0]
-    assert (row.open, row.high, row.low, row.close, row.volume) == (130.28, 130.9, 124.17, 125.07, 112117471.0)
-    assert row.vwap == 125.725 and row.trades == 1021065 and row.source == "polygon" and row.symbol == "AAPL"
+    assert (row.open, row.high, row.low, row.close, row.volume) == (
+        130.28,
+        130.9,
+        124.17,
+        125.07,
+        112117471.0,
+    )
+    assert (
+        row.vwap == 125.725
+        and row.trades == 1021065
+        and row.source == "polygon"
+        and row.symbol == "AAPL"
+    )
     assert res.rejected.empty and res.empty_symbols == []
 
 
@@ -75,10 +93,15 @@ def test_every_page_acquires_the_limiter_no_window_over_limit(polygon_server):
 
 
 def test_intraday_missing_field_row_rejected_others_kept(polygon_server):
-    polygon_server.add_file("/v2/aggs/ticker/AAPL/range/5/minute/2023-01-03/2023-01-03", "polygon/aggs_AAPL_5m.json")
+    polygon_server.add_file(
+        "/v2/aggs/ticker/AAPL/range/5/minute/2023-01-03/2023-01-03", "polygon/aggs_AAPL_5m.json"
+    )
     res = make(polygon_server).fetch(q(interval="5m", end="2023-01-03"))
-    assert list(res.bars["ts"]) == [pd.Timestamp("2023-01-03 14:30", tz="UTC"), pd.Timestamp("2023-01-03 14:35", tz="UTC"),
-                                    pd.Timestamp("2023-01-03 14:45", tz="UTC")]
+    assert list(res.bars["ts"]) == [
+        pd.Timestamp("2023-01-03 14:30", tz="UTC"),
+        pd.Timestamp("2023-01-03 14:35", tz="UTC"),
+        pd.Timestamp("2023-01-03 14:45", tz="UTC"),
+    ]
     assert pd.isna(res.bars["vwap"].iloc[2]) and pd.isna(res.bars["trades"].iloc[2])
     assert len(res.rejected) == 1
     bad = res.rejected.iloc[0]
@@ -87,7 +110,9 @@ def test_intraday_missing_field_row_rejected_others_kept(polygon_server):
 
 
 def test_429_with_retry_after_is_retryable_and_defers_limiter(polygon_server):
-    polygon_server.add(AGGS_1D, Reply(429, {"status": "ERROR", "error": "too many"}, {"Retry-After": "0.5"}))
+    polygon_server.add(
+        AGGS_1D, Reply(429, {"status": "ERROR", "error": "too many"}, {"Retry-After": "0.5"})
+    )
     polygon_server.add_file(AGGS_1D, "polygon/aggs_AAPL_1d_page1.json")
     polygon_server.add_file(NEXT + "?cursor=page2", "polygon/aggs_AAPL_1d_page2.json")
     polygon_server.add_file(NEXT + "?cursor=page3", "polygon/aggs_AAPL_1d_page3.json")
@@ -104,16 +129,22 @@ def test_429_with_retry_after_is_retryable_and_defers_limiter(polygon_server):
 
 def test_503_then_success_via_call_with_retries(polygon_server):
     """The Prefect task retries with `retry_condition_fn=is_retryable`; `call_with_retries` stands in."""
-    polygon_server.add(AGGS_1D, Reply(503, "<html>Service Unavailable</html>", content_type="text/html"))
+    polygon_server.add(
+        AGGS_1D, Reply(503, "<html>Service Unavailable</html>", content_type="text/html")
+    )
     serve_daily(polygon_server)
     prov = make(polygon_server)
     waits: list[float] = []
-    res = call_with_retries(lambda: prov.fetch(q()), attempts=3, base_delay=0.01, sleep=waits.append)
+    res = call_with_retries(
+        lambda: prov.fetch(q()), attempts=3, base_delay=0.01, sleep=waits.append
+    )
     assert len(res.bars) == 5 and len(waits) == 1
 
 
 def test_401_is_fatal_and_key_not_in_message(polygon_server):
-    polygon_server.add_json(AGGS_1D, {"status": "ERROR", "error": f"bad key {POLYGON_KEY}"}, status=401)
+    polygon_server.add_json(
+        AGGS_1D, {"status": "ERROR", "error": f"bad key {POLYGON_KEY}"}, status=401
+    )
     with pytest.raises(FatalError) as info:
         make(polygon_server).fetch(q())
     assert not is_retryable(info.value)
@@ -129,7 +160,12 @@ def test_html_with_200_is_fatal_naming_provider_symbol_cause(polygon_server):
 
 
 def test_truncated_json_is_fatal(polygon_server):
-    text = (polygon_server and (__import__("pathlib").Path(__file__).parents[1] / "data/polygon/aggs_AAPL_5m.json").read_text())
+    text = (
+        polygon_server
+        and (
+            __import__("pathlib").Path(__file__).parents[1] / "data/polygon/aggs_AAPL_5m.json"
+        ).read_text()
+    )
     polygon_server.add(AGGS_1D, Reply(200, text[: len(text) // 2]))
     with pytest.raises(FatalError, match="not JSON"):
         make(polygon_server).fetch(q())
@@ -143,10 +179,19 @@ def test_connection_refused_is_retryable(polygon_server):
 
 
 def test_unknown_ticker_vs_known_empty(polygon_server):
-    polygon_server.add_file("/v2/aggs/ticker/ZZZZ/range/1/day/2023-01-07/2023-01-08", "polygon/aggs_empty.json")
-    polygon_server.add_file("/v2/aggs/ticker/AAPL/range/1/day/2023-01-07/2023-01-08", "polygon/aggs_empty.json")
-    polygon_server.add_json("/v3/reference/tickers/ZZZZ", (
-        __import__("pathlib").Path(__file__).parents[1] / "data/polygon/ticker_not_found.json").read_text(), status=404)
+    polygon_server.add_file(
+        "/v2/aggs/ticker/ZZZZ/range/1/day/2023-01-07/2023-01-08", "polygon/aggs_empty.json"
+    )
+    polygon_server.add_file(
+        "/v2/aggs/ticker/AAPL/range/1/day/2023-01-07/2023-01-08", "polygon/aggs_empty.json"
+    )
+    polygon_server.add_json(
+        "/v3/reference/tickers/ZZZZ",
+        (
+            __import__("pathlib").Path(__file__).parents[1] / "data/polygon/ticker_not_found.json"
+        ).read_text(),
+        status=404,
+    )
     polygon_server.add_file("/v3/reference/tickers/AAPL", "polygon/ticker_AAPL.json")
     prov = make(polygon_server)
     res = prov.fetch(q(start="2023-01-07", end="2023-01-08"))  # a weekend
@@ -158,12 +203,32 @@ def test_unknown_ticker_vs_known_empty(polygon_server):
 def test_corporate_actions(polygon_server):
     polygon_server.add_file("/v3/reference/splits", "polygon/splits_AAPL.json")
     polygon_server.add_file("/v3/reference/dividends", "polygon/dividends_AAPL.json")
-    ca = make(polygon_server).fetch_corporate_actions(["AAPL"], date(2020, 8, 1), date(2020, 11, 30))
+    ca = make(polygon_server).fetch_corporate_actions(
+        ["AAPL"], date(2020, 8, 1), date(2020, 11, 30)
+    )
     assert list(ca.columns) == ["symbol", "ex_date", "kind", "value", "source"]
     assert ca.to_dict("records") == [
-        {"symbol": "AAPL", "ex_date": date(2020, 8, 7), "kind": "dividend", "value": 0.82, "source": "polygon"},
-        {"symbol": "AAPL", "ex_date": date(2020, 8, 31), "kind": "split", "value": 4.0, "source": "polygon"},
-        {"symbol": "AAPL", "ex_date": date(2020, 11, 6), "kind": "dividend", "value": 0.205, "source": "polygon"},
+        {
+            "symbol": "AAPL",
+            "ex_date": date(2020, 8, 7),
+            "kind": "dividend",
+            "value": 0.82,
+            "source": "polygon",
+        },
+        {
+            "symbol": "AAPL",
+            "ex_date": date(2020, 8, 31),
+            "kind": "split",
+            "value": 4.0,
+            "source": "polygon",
+        },
+        {
+            "symbol": "AAPL",
+            "ex_date": date(2020, 11, 6),
+            "kind": "dividend",
+            "value": 0.205,
+            "source": "polygon",
+        },
     ]
     paths = [s.path for s in polygon_server.seen]
     assert any("ticker=AAPL" in p and "execution_date.gte=2020-08-01" in p for p in paths)
@@ -175,5 +240,7 @@ def test_registry_builds_polygon_and_requires_key(polygon_server, monkeypatch):
 
     with pytest.raises(ConfigError, match="POLYGON_API_KEY"):
         get_provider("polygon", Settings(polygon_base_url=polygon_server.url))
-    prov = get_provider("polygon", Settings(polygon_base_url=polygon_server.url), api_key=POLYGON_KEY)
+    prov = get_provider(
+        "polygon", Settings(polygon_base_url=polygon_server.url), api_key=POLYGON_KEY
+    )
     assert isinstance(prov, PolygonProvider) and POLYGON_KEY not in repr(vars(prov).get("base_url"))
