@@ -19,17 +19,32 @@ def q(symbols, interval="1d", start="2024-01-01", end="2024-01-31") -> BarsQuery
 
 
 def test_common_shape_one_symbol_from_file_name():
-    res = get_provider("replay", replay_path=REPLAY / "AAPL.csv").fetch(q(["AAPL"], end="2024-01-04"))
-    assert res.bars["ts"].tolist() == [pd.Timestamp(d, tz="UTC") for d in ("2024-01-02", "2024-01-03", "2024-01-04")]
+    res = get_provider("replay", replay_path=REPLAY / "AAPL.csv").fetch(
+        q(["AAPL"], end="2024-01-04")
+    )
+    assert res.bars["ts"].tolist() == [
+        pd.Timestamp(d, tz="UTC") for d in ("2024-01-02", "2024-01-03", "2024-01-04")
+    ]
     first = res.bars.iloc[0]
-    assert (first.symbol, first.open, first.close, first.volume, first.source) == ("AAPL", 187.15, 185.64, 82488700.0, "replay")
+    assert (first.symbol, first.open, first.close, first.volume, first.source) == (
+        "AAPL",
+        187.15,
+        185.64,
+        82488700.0,
+        "replay",
+    )
     assert res.rejected.empty and res.requests == 0
 
 
 def test_symbol_column_and_bad_row_rejected_not_crash():
-    res = get_provider("replay", replay_path=REPLAY / "multi_bad_row.csv").fetch(q(["AAPL", "MSFT"]))
+    res = get_provider("replay", replay_path=REPLAY / "multi_bad_row.csv").fetch(
+        q(["AAPL", "MSFT"])
+    )
     assert sorted(zip(res.bars["symbol"], res.bars["ts"].dt.strftime("%F"), strict=True)) == [
-        ("AAPL", "2024-01-02"), ("MSFT", "2024-01-02"), ("MSFT", "2024-01-03")]
+        ("AAPL", "2024-01-02"),
+        ("MSFT", "2024-01-02"),
+        ("MSFT", "2024-01-03"),
+    ]
     assert res.rejected["reason"].tolist() == ["malformed", "malformed"]
     assert "open" in res.rejected["detail"].iloc[0] and '"n/a"' in res.rejected["payload"].iloc[0]
     assert "ts" in res.rejected["detail"].iloc[1]
@@ -39,8 +54,13 @@ def test_canonical_shape_parquet_filtered_by_interval(tmp_path):
     df = pd.read_csv(REPLAY / "canonical.csv")
     path = tmp_path / "bars.parquet"
     df.to_parquet(path)
-    res = get_provider("replay", replay_path=path).fetch(q(["SPY"], interval="5m", end="2024-01-02"))
-    assert res.bars["ts"].tolist() == [pd.Timestamp("2024-01-02 14:30", tz="UTC"), pd.Timestamp("2024-01-02 14:35", tz="UTC")]
+    res = get_provider("replay", replay_path=path).fetch(
+        q(["SPY"], interval="5m", end="2024-01-02")
+    )
+    assert res.bars["ts"].tolist() == [
+        pd.Timestamp("2024-01-02 14:30", tz="UTC"),
+        pd.Timestamp("2024-01-02 14:35", tz="UTC"),
+    ]
     assert res.bars["trades"].tolist() == [15000, 12000] and res.bars["vwap"].iloc[0] == 472.35
 
 
