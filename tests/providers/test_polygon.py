@@ -244,3 +244,12 @@ def test_registry_builds_polygon_and_requires_key(polygon_server, monkeypatch):
         "polygon", Settings(polygon_base_url=polygon_server.url), api_key=POLYGON_KEY
     )
     assert isinstance(prov, PolygonProvider) and POLYGON_KEY not in repr(vars(prov).get("base_url"))
+
+
+def test_fetch_with_actions_counts_every_request(polygon_server):
+    serve_daily(polygon_server)
+    polygon_server.add_file("/v3/reference/splits", "polygon/splits_AAPL.json")
+    polygon_server.add_file("/v3/reference/dividends", "polygon/dividends_AAPL.json")
+    res = make(polygon_server, include_actions=True).fetch(q())
+    assert res.requests == 5 == len(polygon_server.seen)
+    assert set(res.corporate_actions["kind"]) == {"split", "dividend"}

@@ -149,3 +149,30 @@ def test_every_request_acquires_limiter(fake_yahoo):
     times = [t for t, _, _ in fake_yahoo.seen]
     assert len(times) >= 5
     assert max_in_any_window(times, 0.5 - 0.02) <= 3
+
+
+def test_503_is_retryable(fake_yahoo):
+    fake_yahoo.add("AAPL", "<html>oops</html>", status=503)
+    fake_yahoo.add("AAPL", "chart_AAPL_1d_2020-01-02.json")
+    with pytest.raises(RetryableError, match="server error, HTTP 503"):
+        make(fake_yahoo).fetch(q("1d", "2020-01-01", "2020-01-03"))
+
+
+def test_yfinance_rate_limit_error_maps_to_retryable(fake_yahoo, monkeypatch):
+    import yfinance as yf
+    from yfinance.exceptions import YFRateLimitError
+
+    def boom(self, *a, **kw):
+        raise YFRateLimitError()
+
+    monkeypatch.setattr(yf.Ticker, "history", boom)
+    with pytest.raises(RetryableError, match="yahoo AAPL: rate limited"):
+        make(fake_yahoo).fetch(q("1d", "2020-01-01", "2020-01-03"))
+
+
+def test_corporate_actions_method(fake_yahoo):
+    fake_yahoo.add("AAPL", "chart_AAPL_1d_split_dividend.json")
+    ca = make(fake_yahoo).fetch_corporate_actions(["AAPL"], date(2020, 9, 1), date(2020, 11, 6))
+    assert ca[["ex_date", "kind", "value"]].to_dict("records") == [
+        {"ex_date": date(2020, 11, 6), "kind": "dividend", "value": 0.205}
+    ]
