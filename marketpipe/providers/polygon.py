@@ -24,12 +24,9 @@ import logging
 import math
 from datetime import date
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlparse
 
-import certifi
 import pandas as pd
 import urllib3
-from polygon import RESTClient
 from pydantic import SecretStr
 
 from marketpipe.errors import (
@@ -50,8 +47,9 @@ from marketpipe.providers._frames import (
     to_json_text,
 )
 from marketpipe.providers._http import NotFoundError, redact, status_error
+from marketpipe.providers._polygon_client import HTTPStatus, LimitedRESTClient, strip_api_key
 from marketpipe.providers.base import BarsQuery, BaseProvider, FetchResult
-from marketpipe.ratelimit import RateLimiter, get_limiter, parse_retry_after
+from marketpipe.ratelimit import RateLimiter, get_limiter
 
 log = logging.getLogger(__name__)
 NAME = "polygon"
@@ -65,65 +63,6 @@ TIMESPANS: dict[str, tuple[int, str]] = {
 # vendor field -> canonical column
 _AGG_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
 _OPTIONAL_FIELDS = {"vw": "vwap", "n": "trades"}
-
-
-class _HTTPStatus(Exception):
-    def __init__(self, status: int, retry_after: float | None, body: str):
-        super().__init__(f"HTTP {status}")
-        self.status, self.retry_after, self.body = status, retry_after, body
-
-
-class _LimitedPool(urllib3.PoolManager):
-    """A PoolManager whose every request acquires the limiter and whose non-200s raise."""
-
-    def __init__(self, limiter: RateLimiter, timeout: urllib3.Timeout, **kw: Any):
-        super().__init__(**kw)
-        self.limiter = limiter
-        self._timeout = timeout
-
-    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any):  # type: ignore[override]
-        self.limiter.acquire()
-        kw.setdefault("timeout", self._timeout)
-        resp = super().urlopen(method, url, redirect=redirect, **kw)
-        if resp.status != 200 and not (redirect and resp.get_redirect_location()):
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            if resp.status == 429:
-                self.limiter.defer(retry_after)
-            raise _HTTPStatus(resp.status, retry_after, resp.data.decode("utf-8", "replace"))
-        return resp
-
-
-class _LimitedRESTClient(RESTClient):
-    """`RESTClient` with urllib3 retries off and a rate-limited connection pool."""
-
-    def __init__(self, api_key: str, base: str, limiter: RateLimiter, timeout: float):
-        super().__init__(
-            api_key=api_key,
-            base=base.rstrip("/"),
-            retries=0,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            pagination=False,
-            trace=False,
-        )
-        self.client = _LimitedPool(
-            limiter,
-            self.timeout,
-            num_pools=10,
-            headers=self.headers,
-            ca_certs=certifi.where(),
-            cert_reqs="CERT_REQUIRED",
-            retries=False,
-        )
-
-
-def _strip_api_key(next_url: str) -> str:
-    """Path + query of a `next_url`, without any `apiKey` parameter (the header authenticates)."""
-    parsed = urlparse(next_url)
-    query = [
-        (k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k.lower() != "apikey"
-    ]
-    return parsed.path + (f"?{urlencode(query)}" if query else "")
 
 
 class PolygonProvider(BaseProvider):
@@ -156,7 +95,7 @@ class PolygonProvider(BaseProvider):
         self.limiter = limiter or get_limiter(NAME, settings)
         self.page_limit = page_limit
         self.include_actions = include_actions
-        self.client = _LimitedRESTClient(key, self.base_url, self.limiter, timeout)
+        self.client = LimitedRESTClient(key, self.base_url, self.limiter, timeout)
 
     # ------------------------------------------------------------------ I/O
     def _call(
@@ -165,7 +104,7 @@ class PolygonProvider(BaseProvider):
         """One HTTP request through the client; returns the decoded JSON object or raises ours."""
         try:
             resp = fn(*args, raw=True, **kw)
-        except _HTTPStatus as exc:
+        except HTTPStatus as exc:
             err = status_error(
                 exc.status,
                 provider=NAME,
@@ -204,7 +143,7 @@ class PolygonProvider(BaseProvider):
         """The first page (a zero-arg call) and every page reached through `next_url`."""
         pages = [first()]
         while pages[-1].get("next_url"):
-            path = _strip_api_key(str(pages[-1]["next_url"]))
+            path = strip_api_key(str(pages[-1]["next_url"]))
             pages.append(self._call(symbol, self.client._get, path=path))
         return pages
 
