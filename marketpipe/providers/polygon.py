@@ -29,6 +29,7 @@ import pandas as pd
 import urllib3
 from pydantic import SecretStr
 
+from marketpipe.bars import INTERVAL_OFFSETS
 from marketpipe.errors import (
     ConfigError,
     FatalError,
@@ -37,6 +38,7 @@ from marketpipe.errors import (
     UnknownSymbolError,
 )
 from marketpipe.providers._frames import (
+    EXCHANGE_TZ,
     bars_frame,
     concat_bars,
     concat_rejected,
@@ -80,6 +82,7 @@ class PolygonProvider(BaseProvider):
         timeout: float = 10.0,
         page_limit: int = 50_000,
         include_actions: bool = False,
+        extended_hours: bool = False,
     ):
         if api_key is None and settings is not None:
             api_key = settings.polygon_api_key
@@ -95,6 +98,7 @@ class PolygonProvider(BaseProvider):
         self.limiter = limiter or get_limiter(NAME, settings)
         self.page_limit = page_limit
         self.include_actions = include_actions
+        self.extended_hours = extended_hours
         self.client = LimitedRESTClient(key, self.base_url, self.limiter, timeout)
 
     # ------------------------------------------------------------------ I/O
@@ -157,8 +161,7 @@ class PolygonProvider(BaseProvider):
                 symbol,
                 mult,
                 span,
-                query.start.isoformat(),
-                query.end.isoformat(),
+                *_window(query),
                 adjusted=False,
                 sort="asc",
                 limit=self.page_limit,
@@ -207,7 +210,9 @@ class PolygonProvider(BaseProvider):
             rows = [r for p in sym_pages for r in p.get("results") or []]
             good, bad = self._map_rows(rows, sym, query.interval)
             bars = in_range(
-                bars_frame(good, symbol=sym, interval=query.interval, source=NAME),
+                self._session_only(
+                    bars_frame(good, symbol=sym, interval=query.interval, source=NAME)
+                ),
                 query.start,
                 query.end,
             )
@@ -223,6 +228,16 @@ class PolygonProvider(BaseProvider):
             requests=raw["requests"],
             corporate_actions=self._map_actions(actions) if actions is not None else None,
         )
+
+    def _session_only(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Intraday: keep bars overlapping 09:30–16:00 ET (as Yahoo's prepost=False) unless extended."""
+        if self.extended_hours or bars.empty or bars["interval"].iloc[0] == "1d":
+            return bars
+        step = INTERVAL_OFFSETS[str(bars["interval"].iloc[0])]
+        local = bars["ts"].dt.tz_convert(EXCHANGE_TZ)
+        minute = local.dt.hour * 60 + local.dt.minute
+        keep = (minute + step.total_seconds() / 60 > 9 * 60 + 30) & (minute < 16 * 60)
+        return bars[keep].reset_index(drop=True)
 
     @staticmethod
     def _map_rows(rows: list[Any], symbol: str, interval: str) -> tuple[list[dict], list[dict]]:
@@ -326,6 +341,15 @@ class PolygonProvider(BaseProvider):
         """Splits (value = split_to/split_from) and cash dividends with ex-dates in [start, end]."""
         raw, _ = self._action_pages(list(symbols), start, end)
         return self._map_actions(raw)
+
+
+def _window(query: BarsQuery) -> tuple[str, str] | tuple[int, int]:
+    """Aggregates `from`/`to`: dates for daily bars; for intraday, Unix ms spanning the ET dates."""
+    if query.interval == "1d":
+        return query.start.isoformat(), query.end.isoformat()
+    first = pd.Timestamp(query.start, tz=EXCHANGE_TZ)
+    after = pd.Timestamp(query.end, tz=EXCHANGE_TZ) + pd.Timedelta(days=1)
+    return int(first.timestamp() * 1000), int(after.timestamp() * 1000) - 1
 
 
 def _is_num(v: Any) -> bool:

@@ -93,10 +93,11 @@ def test_every_page_acquires_the_limiter_no_window_over_limit(polygon_server):
 
 
 def test_intraday_missing_field_row_rejected_others_kept(polygon_server):
-    polygon_server.add_file(
-        "/v2/aggs/ticker/AAPL/range/5/minute/2023-01-03/2023-01-03", "polygon/aggs_AAPL_5m.json"
-    )
+    # intraday windows are Unix ms spanning the ET dates: 2023-01-03 00:00 EST .. next day - 1 ms
+    path = "/v2/aggs/ticker/AAPL/range/5/minute/1672722000000/1672808399999"
+    polygon_server.add_file(path, "polygon/aggs_AAPL_5m.json")
     res = make(polygon_server).fetch(q(interval="5m", end="2023-01-03"))
+    assert polygon_server.seen[0].path.startswith(path)
     assert list(res.bars["ts"]) == [
         pd.Timestamp("2023-01-03 14:30", tz="UTC"),
         pd.Timestamp("2023-01-03 14:35", tz="UTC"),
@@ -253,3 +254,17 @@ def test_fetch_with_actions_counts_every_request(polygon_server):
     res = make(polygon_server, include_actions=True).fetch(q())
     assert res.requests == 5 == len(polygon_server.seen)
     assert set(res.corporate_actions["kind"]) == {"split", "dividend"}
+
+
+def test_intraday_regular_session_only_unless_extended(polygon_server):
+    # 1h bars: 08:00 ET (pre-market), 09:00 ET (overlaps the 09:30 open), 16:00 ET (after close)
+    t = [1672750800000, 1672754400000, 1672779600000]  # 13:00, 14:00, 21:00 UTC on 2023-01-03
+    rows = [{"o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 10.0, "t": ts} for ts in t]
+    path = "/v2/aggs/ticker/AAPL/range/1/hour/1672722000000/1672808399999"
+    polygon_server.add_json(path, {"status": "OK", "resultsCount": 3, "results": rows})
+    regular = make(polygon_server).fetch(q(interval="1h", end="2023-01-03")).bars
+    assert regular["ts"].tolist() == [pd.Timestamp("2023-01-03 14:00", tz="UTC")]
+    extended = (
+        make(polygon_server, extended_hours=True).fetch(q(interval="1h", end="2023-01-03")).bars
+    )
+    assert len(extended) == 3
