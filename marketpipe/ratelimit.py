@@ -27,12 +27,15 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         name: str = "",
+        margin: float = 0.0,
     ):
-        if limit <= 0 or period <= 0:
+        if limit <= 0 or period <= 0 or margin < 0:
             raise ConfigError(f"rate limit must be positive, got {limit}/{period}s")
         self.limit = int(limit)
         self.period = float(period)
         self.name = name
+        # extra spacing so that transit jitter cannot squeeze N+1 arrivals into a server's window
+        self.margin = float(margin)
         self._clock = clock
         self._sleep = sleep
         self._log: deque[float] = deque(maxlen=self.limit)
@@ -42,7 +45,7 @@ class RateLimiter:
     def _wait_needed(self, now: float) -> float:
         wait = self._not_before - now
         if len(self._log) == self.limit:
-            wait = max(wait, self._log[0] + self.period - now)
+            wait = max(wait, self._log[0] + self.period + self.margin - now)
         return max(wait, 0.0)
 
     def try_acquire(self) -> float:
@@ -88,7 +91,8 @@ def get_limiter(
 ) -> RateLimiter:
     """The process-wide limiter for `provider`, built from `settings.rate_limit(provider)` once.
 
-    A later call with a different configured rate replaces it (e.g. tests with a fast limit).
+    A later call with a different configured rate replaces it (e.g. tests with a fast limit). The
+    margin (1% of the period, at most 1 s) absorbs network jitter between our clock and the vendor's.
     """
     if limit is None or period is None:
         if settings is None:
@@ -99,7 +103,7 @@ def get_limiter(
     with _REGISTRY_LOCK:
         lim = _REGISTRY.get(provider)
         if lim is None or (lim.limit, lim.period) != (limit, float(period)):
-            lim = RateLimiter(limit, period, name=provider)
+            lim = RateLimiter(limit, period, name=provider, margin=min(0.01 * period, 1.0))
             _REGISTRY[provider] = lim
         return lim
 

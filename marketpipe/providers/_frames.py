@@ -99,3 +99,25 @@ def in_range(df: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
         return df
     d = exchange_dates(df["ts"], str(df["interval"].iloc[0]))
     return df[(d >= start) & (d <= end)].reset_index(drop=True)
+
+
+def split_factor(when: date, splits: list[tuple[date, float]]) -> float:
+    """Product of split ratios with ex-date after `when` (how much a later split shrank the price)."""
+    factor = 1.0
+    for ex_date, ratio in splits:
+        if ex_date > when and ratio > 0:
+            factor *= ratio
+    return factor
+
+
+def undo_split_adjustment(bars: pd.DataFrame, splits: list[tuple[date, float]]) -> pd.DataFrame:
+    """Raw prices from split-adjusted ones: prices × factor, volume ÷ factor (factor per bar date)."""
+    if bars.empty or not splits:
+        return bars
+    dates = exchange_dates(bars["ts"], str(bars["interval"].iloc[0]))
+    factor = pd.Series([split_factor(d, splits) for d in dates], index=bars.index, dtype="float64")
+    out = bars.copy()
+    for col in ("open", "high", "low", "close", "vwap"):
+        out[col] = out[col] * factor
+    out["volume"] = (out["volume"] / factor).round()
+    return out

@@ -8,10 +8,14 @@
   which we wrap to acquire the provider's `RateLimiter` first. A chart response with 429 or 5xx
   is raised as `RetryableError` at once (Retry-After deferring the limiter) rather than letting
   yfinance re-request with another cookie strategy.
-* Raw prices means `auto_adjust=False`: Yahoo's OHLC are NOT dividend-adjusted, but ARE
-  split-adjusted as of the fetch date (Yahoo serves no truly unadjusted history; e.g. AAPL before
-  2020-08-31 comes back already divided by 4). Its dividend amounts are split-adjusted likewise.
-  Split and dividend events (`actions=True`) come back in `FetchResult.corporate_actions`.
+* Raw prices: `auto_adjust=False` gives OHLC that are NOT dividend-adjusted but ARE
+  split-adjusted as of the fetch date (Yahoo serves no unadjusted history: AAPL's close on
+  2020-08-28, 499.23 on the tape, comes back as 124.8075). With `unadjust_splits=True` (default)
+  we undo that: one extra daily request per symbol fetches the split events from the day after
+  the range to today, and every bar is multiplied by the product of the ratios of splits with a
+  later ex-date (volume divided), so stored bars are raw like every other source. Dividend
+  amounts, split-adjusted by Yahoo too, are scaled back the same way. Split and dividend events
+  (`actions=True`) come back in `FetchResult.corporate_actions`.
 * Intraday ranges are split into requests within Yahoo's limits (1m: 7 days per request, only the
   last 30 days; 5m/15m: 59 days, last 60 days; 1h: 729 days, last 730 days); a range Yahoo cannot
   serve at all is refused with `ConfigError` before any request.
@@ -36,7 +40,9 @@ from marketpipe.providers._frames import (
     corporate_actions_frame,
     in_range,
     rejected_frame,
+    split_factor,
     to_json_text,
+    undo_split_adjustment,
 )
 from marketpipe.providers._http import status_error
 from marketpipe.providers.base import BarsQuery, BaseProvider, FetchResult
@@ -92,6 +98,7 @@ class YahooProvider(BaseProvider):
         limiter: RateLimiter | None = None,
         timeout: float = 10.0,
         today: Callable[[], date] | None = None,
+        unadjust_splits: bool = True,
     ):
         import yfinance as yf
 
@@ -103,6 +110,7 @@ class YahooProvider(BaseProvider):
         self.limiter = limiter or get_limiter(NAME, settings)
         self.session = _limit_session(session, self.limiter)
         self.timeout = timeout
+        self.unadjust_splits = unadjust_splits
         self._today = today or (lambda: pd.Timestamp.now(tz=EXCHANGE_TZ).date())
 
     # ------------------------------------------------------------------ I/O
@@ -166,7 +174,16 @@ class YahooProvider(BaseProvider):
             sym: [self._history(sym, query.interval, a, b) for a, b in chunks]
             for sym in query.symbols
         }
-        return {"frames": frames, "requests": self.session.request_count - before}
+        later: dict[str, pd.DataFrame] = {}
+        after, today = query.end + timedelta(days=1), self._today()
+        if self.unadjust_splits and after <= today:
+            # one daily request per symbol for split events after the range (Yahoo has applied them)
+            later = {sym: self._history(sym, "1d", after, today) for sym in query.symbols}
+        return {
+            "frames": frames,
+            "later": later,
+            "requests": self.session.request_count - before,
+        }
 
     # ------------------------------------------------------------------ mapping
     def transform(self, raw: dict[str, Any], query: BarsQuery) -> FetchResult:
@@ -186,6 +203,17 @@ class YahooProvider(BaseProvider):
             frame = frame.drop_duplicates(
                 ["symbol", "interval", "ts"], keep="last", ignore_index=True
             )
+            if self.unadjust_splits:
+                _, _, later = _map_frame(raw.get("later", {}).get(sym), sym, "1d")
+                events = [a for a in actions if a["symbol"] == sym and a["ex_date"] <= query.end]
+                events += [a for a in later if a["ex_date"] > query.end]
+                splits = sorted(
+                    {(a["ex_date"], a["value"]) for a in events if a["kind"] == "split"}
+                )
+                frame = undo_split_adjustment(frame, splits)
+                for a in actions:
+                    if a["symbol"] == sym and a["kind"] == "dividend":
+                        a["value"] *= split_factor(a["ex_date"], splits)
             if frame.empty and not sym_bad:
                 empty.append(sym)
             bars.append(frame)
@@ -206,7 +234,7 @@ class YahooProvider(BaseProvider):
     def fetch_corporate_actions(
         self, symbols: list[str] | tuple[str, ...], start: date, end: date
     ) -> pd.DataFrame:
-        """Splits (ratio) and dividends (Yahoo's split-adjusted cash) with ex-dates in [start, end]."""
+        """Splits (ratio) and dividends (cash; raw when `unadjust_splits`) with ex-dates in [start, end]."""
         res = self.fetch(BarsQuery(tuple(symbols), "1d", start, end))
         return res.corporate_actions
 

@@ -26,9 +26,8 @@ def make(server, limit=5, period=1.0, **kw) -> PolygonProvider:
         polygon_rate_limit=f"{limit}/{int(period)}s",
         POLYGON_API_KEY=POLYGON_KEY,
     )
-    return PolygonProvider(
-        settings, limiter=RateLimiter(limit, period, name="polygon"), timeout=5, **kw
-    )
+    limiter = RateLimiter(limit, period, name="polygon", margin=0.05)
+    return PolygonProvider(settings, limiter=limiter, timeout=5, **kw)
 
 
 def serve_daily(server) -> None:
@@ -88,8 +87,8 @@ def test_every_page_acquires_the_limiter_no_window_over_limit(polygon_server):
     times = polygon_server.times()
     assert len(times) == 6
     assert time.monotonic() - started >= 2.0
-    # arrival jitter on loopback is far below 20 ms; the limiter spaces acquisitions by the full period
-    assert max_in_any_window(times, 1.0 - 0.02) <= 2
+    # checked on the server's clock: the 50 ms margin absorbs loopback transit jitter
+    assert max_in_any_window(times, 1.0) <= 2
 
 
 def test_intraday_missing_field_row_rejected_others_kept(polygon_server):

@@ -138,3 +138,13 @@ def test_parse_retry_after():
     assert parse_retry_after("12") == 12.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_margin_spaces_the_next_window():
+    clock = FakeClock()
+    lim = RateLimiter(2, 1.0, clock=clock, sleep=clock.sleep, margin=0.1)
+    stamps = []
+    for _ in range(3):
+        lim.acquire()
+        stamps.append(clock())
+    assert stamps[2] - stamps[0] == pytest.approx(1.1)
