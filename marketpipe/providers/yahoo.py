@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -320,13 +321,15 @@ def _limit_session(session: Any, limiter: RateLimiter) -> Any:
         session.limiter = limiter
         return session
     original = session.request
+    counter_lock = threading.Lock()
     session.limiter = limiter
     session.request_count = 0
     session.last_retry_after = None
 
     def request(method: str, url: str, *args: Any, **kwargs: Any):
         session.limiter.acquire()
-        session.request_count += 1
+        with counter_lock:
+            session.request_count += 1
         resp = original(method, url, *args, **kwargs)
         status = int(getattr(resp, "status_code", 200))
         chart = _CHART_RE.search(url)
