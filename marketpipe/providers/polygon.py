@@ -91,7 +91,7 @@ class PolygonProvider(BaseProvider):
             raise ConfigError(
                 "polygon needs an API key: set POLYGON_API_KEY or use the credentials block"
             )
-        self._key = key
+        self._key = SecretStr(key)  # only the client header holds it in clear
         self.base_url = (
             base_url or (settings.polygon_base_url if settings else "https://api.polygon.io")
         ).rstrip("/")
@@ -114,7 +114,7 @@ class PolygonProvider(BaseProvider):
                 provider=NAME,
                 symbol=symbol,
                 retry_after=exc.retry_after,
-                body=redact(exc.body, self._key),
+                body=redact(exc.body, self._key.get_secret_value()),
             )
             raise err from None
         except urllib3.exceptions.HTTPError as exc:
@@ -139,7 +139,10 @@ class PolygonProvider(BaseProvider):
                 "unexpected payload shape (no results list)", provider=NAME, symbol=symbol
             )
         if str(obj.get("status", "OK")).upper() == "ERROR":
-            msg = redact(str(obj.get("error") or obj.get("message") or "status ERROR"), self._key)
+            msg = redact(
+                str(obj.get("error") or obj.get("message") or "status ERROR"),
+                self._key.get_secret_value(),
+            )
             raise FatalError(f"provider error: {msg[:160]}", provider=NAME, symbol=symbol)
         return obj
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date
 
@@ -70,9 +71,11 @@ def test_daily_pages_follow_next_url_and_map_by_hand(polygon_server):
     assert res.rejected.empty and res.empty_symbols == []
 
 
-def test_key_only_in_authorization_header(polygon_server):
+def test_key_only_in_authorization_header(polygon_server, caplog):
     serve_daily(polygon_server)
-    make(polygon_server).fetch(q())
+    with caplog.at_level(logging.DEBUG):
+        make(polygon_server).fetch(q())
+    assert caplog.records and POLYGON_KEY not in caplog.text  # urllib3 logs every URL at DEBUG
     for seen in polygon_server.seen:
         assert POLYGON_KEY not in seen.path  # next_url carried apiKey=…; it was stripped
         assert seen.headers["Authorization"] == f"Bearer {POLYGON_KEY}"
