@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from marketpipe.errors import ConfigError
+from marketpipe.providers._http import call_with_retries
 from marketpipe.providers.base import BarsProvider, BarsQuery, BaseProvider, FetchResult
+from marketpipe.providers.fallback import fetch_with_fallback
 
 __all__ = [
+    "call_with_retries",
+    "fetch_with_fallback",
     "BarsProvider",
     "BarsQuery",
     "BaseProvider",
