@@ -1,0 +1,123 @@
+"""Frame builders shared by adapters: canonical bars, rejected rows, corporate actions, timestamps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from marketpipe.bars import BAR_COLUMNS, TS_DTYPE, conform_bars, empty_bars
+
+EXCHANGE_TZ = "America/New_York"
+REJECTED_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "interval",
+    "ts",
+    "source",
+    "reason",
+    "detail",
+    "payload",
+)
+CORPORATE_ACTION_COLUMNS: tuple[str, ...] = ("symbol", "ex_date", "kind", "value", "source")
+
+
+def to_json_text(payload: Any) -> str:
+    """The row as JSON text (values that are not JSON-safe become strings)."""
+    return json.dumps(payload, default=str, sort_keys=True)
+
+
+def rejected_frame(rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
+    """Rows an adapter could not map, in the `REJECTED_COLUMNS` shape (`ts` may be null)."""
+    df = pd.DataFrame(list(rows), columns=list(REJECTED_COLUMNS))
+    df["ts"] = pd.to_datetime(df["ts"], utc=True, errors="coerce").astype(TS_DTYPE)
+    for col in ("symbol", "interval", "source", "reason", "detail", "payload"):
+        df[col] = df[col].astype("str")
+    return df
+
+
+def corporate_actions_frame(rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
+    """`symbol, ex_date (datetime.date), kind ('split'|'dividend'), value (float), source`."""
+    df = pd.DataFrame(list(rows), columns=list(CORPORATE_ACTION_COLUMNS))
+    df["ex_date"] = pd.Series([_as_date(v) for v in df["ex_date"]], index=df.index, dtype="object")
+    df["value"] = df["value"].astype("float64")
+    for col in ("symbol", "kind", "source"):
+        df[col] = df[col].astype("str")
+    return df.sort_values(["symbol", "ex_date", "kind"], ignore_index=True)
+
+
+def _as_date(v: Any) -> date:
+    return pd.Timestamp(v).date()
+
+
+def session_midnight_utc(ts_utc: pd.Series) -> pd.Series:
+    """Daily bars: the exchange (ET) calendar date of each UTC instant, as midnight UTC."""
+    local_dates = ts_utc.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None).dt.normalize()
+    return local_dates.dt.tz_localize("UTC").astype(TS_DTYPE)
+
+
+def exchange_dates(ts_utc: pd.Series, interval: str) -> pd.Series:
+    """The session date of each bar (for range filtering): ET date, or the UTC date for daily bars."""
+    if interval == "1d":
+        return ts_utc.dt.tz_convert("UTC").dt.date
+    return ts_utc.dt.tz_convert(EXCHANGE_TZ).dt.date
+
+
+def bars_frame(
+    records: list[dict[str, Any]], *, symbol: str, interval: str, source: str
+) -> pd.DataFrame:
+    """Canonical bars from mapped records (keys: ts (UTC), open, high, low, close, volume[, vwap, trades])."""
+    if not records:
+        return empty_bars()
+    df = pd.DataFrame.from_records(records)
+    df["symbol"] = symbol
+    df["interval"] = interval
+    df["source"] = source
+    df["ts"] = pd.to_datetime(df["ts"], utc=True)
+    if "trades" in df.columns:
+        df["trades"] = pd.array(df["trades"], dtype="Float64").round().astype("Int64")
+    return conform_bars(df[[c for c in BAR_COLUMNS if c in df.columns]])
+
+
+def concat_bars(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_bars()
+    return conform_bars(pd.concat(frames, ignore_index=True))
+
+
+def concat_rejected(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else rejected_frame()
+
+
+def in_range(df: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    """Rows of a canonical frame whose session date lies in [start, end]."""
+    if df.empty:
+        return df
+    d = exchange_dates(df["ts"], str(df["interval"].iloc[0]))
+    return df[(d >= start) & (d <= end)].reset_index(drop=True)
+
+
+def split_factor(when: date, splits: list[tuple[date, float]]) -> float:
+    """Product of split ratios with ex-date after `when` (how much a later split shrank the price)."""
+    factor = 1.0
+    for ex_date, ratio in splits:
+        if ex_date > when and ratio > 0:
+            factor *= ratio
+    return factor
+
+
+def undo_split_adjustment(bars: pd.DataFrame, splits: list[tuple[date, float]]) -> pd.DataFrame:
+    """Raw prices from split-adjusted ones: prices × factor, volume ÷ factor (factor per bar date)."""
+    if bars.empty or not splits:
+        return bars
+    dates = exchange_dates(bars["ts"], str(bars["interval"].iloc[0]))
+    factor = pd.Series([split_factor(d, splits) for d in dates], index=bars.index, dtype="float64")
+    out = bars.copy()
+    for col in ("open", "high", "low", "close", "vwap"):
+        out[col] = out[col] * factor
+    out["volume"] = (out["volume"] / factor).round()
+    return out

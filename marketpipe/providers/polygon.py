@@ -1,0 +1,380 @@
+"""Polygon (now Massive) REST adapter, through the real `polygon.RESTClient`.
+
+* Every HTTP request — each aggregates page reached through `next_url`, each reference call —
+  acquires the provider's `RateLimiter` first: the client's urllib3 `PoolManager` is replaced by
+  `_LimitedPool`, whose `urlopen` acquires before sending. The client's own urllib3 `Retry` is off
+  (`retries=False`); statuses are classified here (429 → `RetryableError(retry_after)` and the
+  limiter is deferred by `Retry-After`; 5xx / timeouts / connection errors → `RetryableError`;
+  401/403 → `FatalError`).
+* The key travels only in the client's `Authorization: Bearer` header. `next_url`s are followed
+  with any `apiKey` query parameter removed, and every error message is redacted.
+* Unknown ticker: Polygon answers aggregates for a ticker it does not know with HTTP 200,
+  `status: OK` and no results — the same as a known ticker with no bars. So when a symbol has no
+  bars we make ONE extra request, `/v3/reference/tickers/{ticker}`: 404 / `status: NOT_FOUND` →
+  `UnknownSymbolError`; otherwise it is an empty symbol. An aggregates `status: NOT_FOUND` is
+  also `UnknownSymbolError`.
+* Prices are raw (`adjusted=false`). Daily `t` is midnight America/New_York → the ET session date
+  at 00:00 UTC. Intraday `t` is the true UTC bar start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import urllib3
+from pydantic import SecretStr
+
+from marketpipe.bars import INTERVAL_OFFSETS
+from marketpipe.errors import (
+    ConfigError,
+    FatalError,
+    ProviderError,
+    RetryableError,
+    UnknownSymbolError,
+)
+from marketpipe.providers._frames import (
+    EXCHANGE_TZ,
+    bars_frame,
+    concat_bars,
+    concat_rejected,
+    corporate_actions_frame,
+    in_range,
+    rejected_frame,
+    session_midnight_utc,
+    to_json_text,
+)
+from marketpipe.providers._http import NotFoundError, redact, status_error
+from marketpipe.providers._polygon_client import HTTPStatus, LimitedRESTClient, strip_api_key
+from marketpipe.providers.base import BarsQuery, BaseProvider, FetchResult
+from marketpipe.ratelimit import RateLimiter, get_limiter
+
+log = logging.getLogger(__name__)
+NAME = "polygon"
+TIMESPANS: dict[str, tuple[int, str]] = {
+    "1m": (1, "minute"),
+    "5m": (5, "minute"),
+    "15m": (15, "minute"),
+    "1h": (1, "hour"),
+    "1d": (1, "day"),
+}
+# vendor field -> canonical column
+_AGG_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+_OPTIONAL_FIELDS = {"vw": "vwap", "n": "trades"}
+
+
+class PolygonProvider(BaseProvider):
+    """Aggregates (1m/5m/15m/1h/1d, raw) and corporate actions from Polygon's REST API."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: float = 10.0,
+        page_limit: int = 50_000,
+        include_actions: bool = False,
+        extended_hours: bool = False,
+    ):
+        if api_key is None and settings is not None:
+            api_key = settings.polygon_api_key
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        if not key:
+            raise ConfigError(
+                "polygon needs an API key: set POLYGON_API_KEY or use the credentials block"
+            )
+        self._key = SecretStr(key)  # only the client header holds it in clear
+        self.base_url = (
+            base_url or (settings.polygon_base_url if settings else "https://api.polygon.io")
+        ).rstrip("/")
+        self.limiter = limiter or get_limiter(NAME, settings)
+        self.page_limit = page_limit
+        self.include_actions = include_actions
+        self.extended_hours = extended_hours
+        self.client = LimitedRESTClient(key, self.base_url, self.limiter, timeout)
+
+    # ------------------------------------------------------------------ I/O
+    def _call(
+        self, symbol: str | None, fn, *args: Any, list_results: bool = True, **kw: Any
+    ) -> dict:
+        """One HTTP request through the client; returns the decoded JSON object or raises ours."""
+        try:
+            resp = fn(*args, raw=True, **kw)
+        except HTTPStatus as exc:
+            err = status_error(
+                exc.status,
+                provider=NAME,
+                symbol=symbol,
+                retry_after=exc.retry_after,
+                body=redact(exc.body, self._key.get_secret_value()),
+            )
+            raise err from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise RetryableError(
+                f"connection failed ({type(exc).__name__})", provider=NAME, symbol=symbol
+            ) from None
+        except ProviderError:
+            raise
+        try:
+            obj = json.loads(resp.data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            kind = resp.headers.get("Content-Type", "?")
+            raise FatalError(
+                f"unexpected payload (not JSON, content-type {kind}: {type(exc).__name__})",
+                provider=NAME,
+                symbol=symbol,
+            ) from None
+        if not isinstance(obj, dict) or (
+            list_results and not isinstance(obj.get("results", []), list)
+        ):
+            raise FatalError(
+                "unexpected payload shape (no results list)", provider=NAME, symbol=symbol
+            )
+        if str(obj.get("status", "OK")).upper() == "ERROR":
+            msg = redact(
+                str(obj.get("error") or obj.get("message") or "status ERROR"),
+                self._key.get_secret_value(),
+            )
+            raise FatalError(f"provider error: {msg[:160]}", provider=NAME, symbol=symbol)
+        return obj
+
+    def _pages(self, symbol: str | None, first) -> list[dict]:
+        """The first page (a zero-arg call) and every page reached through `next_url`."""
+        pages = [first()]
+        while pages[-1].get("next_url"):
+            path = strip_api_key(str(pages[-1]["next_url"]))
+            pages.append(self._call(symbol, self.client._get, path=path))
+        return pages
+
+    def _agg_pages(self, symbol: str, query: BarsQuery) -> list[dict]:
+        mult, span = TIMESPANS[query.interval]
+        return self._pages(
+            symbol,
+            lambda: self._call(
+                symbol,
+                self.client.get_aggs,
+                symbol,
+                mult,
+                span,
+                *_window(query),
+                adjusted=False,
+                sort="asc",
+                limit=self.page_limit,
+            ),
+        )
+
+    def _ticker_known(self, symbol: str) -> bool:
+        try:
+            obj = self._call(symbol, self.client.get_ticker_details, symbol, list_results=False)
+        except NotFoundError:
+            return False
+        return str(obj.get("status", "OK")).upper() != "NOT_FOUND"
+
+    def extract(self, query: BarsQuery) -> dict[str, Any]:
+        """`{"pages": {symbol: [payload, ...]}, "unknown": [...], "actions": [...], "requests": n}`."""
+        pages: dict[str, list[dict]] = {}
+        unknown: list[str] = []
+        requests = 0
+        for sym in query.symbols:
+            sym_pages = self._agg_pages(sym, query)
+            requests += len(sym_pages)
+            not_found = any(str(p.get("status", "")).upper() == "NOT_FOUND" for p in sym_pages)
+            if not any(p.get("results") for p in sym_pages) and not not_found:
+                requests += 1
+                not_found = not self._ticker_known(sym)
+            if not_found:
+                unknown.append(sym)
+            pages[sym] = sym_pages
+        actions = None
+        if self.include_actions:
+            actions, n = self._action_pages(list(query.symbols), query.start, query.end)
+            requests += n
+        return {"pages": pages, "unknown": unknown, "actions": actions, "requests": requests}
+
+    # ------------------------------------------------------------------ mapping
+    def transform(self, raw: dict[str, Any], query: BarsQuery) -> FetchResult:
+        if raw["unknown"]:
+            sym = raw["unknown"][0]
+            raise UnknownSymbolError(
+                "unknown ticker (no aggregates, reference lookup not found)",
+                provider=NAME,
+                symbol=sym,
+            )
+        frames, rejected, empty = [], [], []
+        for sym, sym_pages in raw["pages"].items():
+            rows = [r for p in sym_pages for r in p.get("results") or []]
+            good, bad = self._map_rows(rows, sym, query.interval)
+            bars = in_range(
+                self._session_only(
+                    bars_frame(good, symbol=sym, interval=query.interval, source=NAME)
+                ),
+                query.start,
+                query.end,
+            )
+            if bars.empty and not bad:
+                empty.append(sym)
+            frames.append(bars)
+            rejected.extend(bad)
+        actions = raw.get("actions")
+        return FetchResult(
+            bars=concat_bars(frames),
+            rejected=concat_rejected([rejected_frame(rejected)]),
+            empty_symbols=empty,
+            requests=raw["requests"],
+            corporate_actions=self._map_actions(actions) if actions is not None else None,
+        )
+
+    def _session_only(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Intraday: keep bars overlapping 09:30–16:00 ET (as Yahoo's prepost=False) unless extended."""
+        if self.extended_hours or bars.empty or bars["interval"].iloc[0] == "1d":
+            return bars
+        step = INTERVAL_OFFSETS[str(bars["interval"].iloc[0])]
+        local = bars["ts"].dt.tz_convert(EXCHANGE_TZ)
+        minute = local.dt.hour * 60 + local.dt.minute
+        keep = (minute + step.total_seconds() / 60 > 9 * 60 + 30) & (minute < 16 * 60)
+        return bars[keep].reset_index(drop=True)
+
+    @staticmethod
+    def _map_rows(rows: list[Any], symbol: str, interval: str) -> tuple[list[dict], list[dict]]:
+        good, bad = [], []
+        for row in rows:
+            rec, problem = _map_agg(row, interval)
+            if problem:
+                ts = row.get("t") if isinstance(row, dict) else None
+                bad.append(
+                    {
+                        "symbol": symbol,
+                        "interval": interval,
+                        "ts": pd.to_datetime(ts, unit="ms", utc=True, errors="coerce")
+                        if _is_num(ts)
+                        else None,
+                        "source": NAME,
+                        "reason": "malformed",
+                        "detail": problem,
+                        "payload": to_json_text(row),
+                    }
+                )
+            else:
+                good.append(rec)
+        if interval == "1d" and good:
+            ts = session_midnight_utc(pd.Series([r["ts"] for r in good]))
+            for rec, t in zip(good, ts, strict=True):
+                rec["ts"] = t
+        return good, bad
+
+    # ------------------------------------------------------------------ corporate actions
+    def _action_pages(self, symbols: list[str], start: date, end: date) -> tuple[dict, int]:
+        out: dict[str, dict[str, list[dict]]] = {}
+        n = 0
+        for sym in symbols:
+            splits = self._pages(
+                sym,
+                lambda s=sym: self._call(
+                    s,
+                    self.client.list_splits,
+                    ticker=s,
+                    execution_date_gte=start.isoformat(),
+                    execution_date_lte=end.isoformat(),
+                    limit=1000,
+                ),
+            )
+            divs = self._pages(
+                sym,
+                lambda s=sym: self._call(
+                    s,
+                    self.client.list_dividends,
+                    ticker=s,
+                    ex_dividend_date_gte=start.isoformat(),
+                    ex_dividend_date_lte=end.isoformat(),
+                    limit=1000,
+                ),
+            )
+            out[sym] = {"splits": splits, "dividends": divs}
+            n += len(splits) + len(divs)
+        return out, n
+
+    @staticmethod
+    def _map_actions(raw: dict[str, dict[str, list[dict]]]) -> pd.DataFrame:
+        rows = []
+        for sym, kinds in raw.items():
+            for r in (r for p in kinds["splits"] for r in p.get("results") or []):
+                try:
+                    ratio = float(r["split_to"]) / float(r["split_from"])
+                    rows.append(
+                        {
+                            "symbol": sym,
+                            "ex_date": r["execution_date"],
+                            "kind": "split",
+                            "value": ratio,
+                            "source": NAME,
+                        }
+                    )
+                except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                    log.warning(
+                        "polygon %s: skipping malformed split %s", sym, to_json_text(r)[:200]
+                    )
+            for r in (r for p in kinds["dividends"] for r in p.get("results") or []):
+                try:
+                    rows.append(
+                        {
+                            "symbol": sym,
+                            "ex_date": r["ex_dividend_date"],
+                            "kind": "dividend",
+                            "value": float(r["cash_amount"]),
+                            "source": NAME,
+                        }
+                    )
+                except (KeyError, TypeError, ValueError):
+                    log.warning(
+                        "polygon %s: skipping malformed dividend %s", sym, to_json_text(r)[:200]
+                    )
+        return corporate_actions_frame(rows)
+
+    def fetch_corporate_actions(
+        self, symbols: list[str] | tuple[str, ...], start: date, end: date
+    ) -> pd.DataFrame:
+        """Splits (value = split_to/split_from) and cash dividends with ex-dates in [start, end]."""
+        raw, _ = self._action_pages(list(symbols), start, end)
+        return self._map_actions(raw)
+
+
+def _window(query: BarsQuery) -> tuple[str, str] | tuple[int, int]:
+    """Aggregates `from`/`to`: dates for daily bars; for intraday, Unix ms spanning the ET dates."""
+    if query.interval == "1d":
+        return query.start.isoformat(), query.end.isoformat()
+    first = pd.Timestamp(query.start, tz=EXCHANGE_TZ)
+    after = pd.Timestamp(query.end, tz=EXCHANGE_TZ) + pd.Timedelta(days=1)
+    return int(first.timestamp() * 1000), int(after.timestamp() * 1000) - 1
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _map_agg(row: Any, interval: str) -> tuple[dict | None, str | None]:
+    """One aggregate → canonical record, or (None, why it cannot be mapped)."""
+    if not isinstance(row, dict):
+        return None, "row is not an object"
+    missing = [k for k in ("t", *_AGG_FIELDS) if row.get(k) is None]
+    if missing:
+        return None, f"missing field(s) {', '.join(_canonical(k) for k in missing)}"
+    bad = [k for k in ("t", *_AGG_FIELDS) if not _is_num(row[k])]
+    if bad:
+        return None, f"non-numeric {', '.join(_canonical(k) for k in bad)}"
+    rec: dict[str, Any] = {"ts": pd.Timestamp(int(row["t"]), unit="ms", tz="UTC")}
+    rec.update({canon: float(row[k]) for k, canon in _AGG_FIELDS.items()})
+    for k, canon in _OPTIONAL_FIELDS.items():
+        rec[canon] = float(row[k]) if _is_num(row.get(k)) else None
+    return rec, None
+
+
+def _canonical(field: str) -> str:
+    return "ts" if field == "t" else _AGG_FIELDS.get(field, field)

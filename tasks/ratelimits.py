@@ -1,0 +1,77 @@
+"""Cross-process provider rate limits through Prefect global concurrency limits (GCL).
+
+The in-process `marketpipe.ratelimit.RateLimiter` is the strict pacer (no window ever holds more
+than N requests). A GCL with slot decay is Prefect's leaky bucket shared by every worker; use it to
+cap the pipeline as a whole. Acquire the slots for a whole chunk (e.g. all pages of a symbol batch)
+at once — `rate_limit()` round trips are slow on a busy server.
+
+Usage in a task::
+
+    acquire_provider_slots("polygon", n=len(symbols), settings=settings)
+    result = provider.fetch(query)   # each request still paced by the in-process limiter
+"""
+
+from __future__ import annotations
+
+import threading
+
+from marketpipe.settings import Settings
+
+_ENSURED: set[tuple[str, int, float]] = set()
+_LOCK = threading.Lock()
+
+
+def gcl_name(provider: str) -> str:
+    return f"marketpipe-rate-{provider}"
+
+
+def prefect_api_configured() -> bool:
+    """True when a Prefect API (server or Cloud, or a test harness) is configured."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+def ensure_rate_limit(provider: str, settings: Settings) -> str:
+    """Create or update (idempotently) the GCL for `provider`: limit N, slot decay N/period."""
+    limit, period = settings.rate_limit(provider)
+    key = (provider, limit, period)
+    name = gcl_name(provider)
+    with _LOCK:
+        if key in _ENSURED:
+            return name
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(
+                name, limit, slot_decay_per_second=limit / period
+            )
+        _ENSURED.add(key)
+    return name
+
+
+def acquire_provider_slots(
+    provider: str,
+    n: int = 1,
+    settings: Settings | None = None,
+    *,
+    timeout_seconds: float | None = None,
+) -> bool:
+    """Block until `n` request slots for `provider` are granted across processes.
+
+    Returns False (and does nothing) when no Prefect API is configured; the in-process limiter
+    alone then paces requests. `n` above the limit is taken in pieces of at most the limit.
+    """
+    if n <= 0 or not prefect_api_configured():
+        return False
+    from prefect.concurrency.sync import rate_limit
+
+    settings = settings or Settings()
+    name = ensure_rate_limit(provider, settings)
+    limit, _ = settings.rate_limit(provider)
+    remaining = n
+    while remaining > 0:
+        take = min(remaining, limit)
+        rate_limit(name, occupy=take, timeout_seconds=timeout_seconds, strict=True)
+        remaining -= take
+    return True

@@ -1,0 +1,83 @@
+"""Replay source: both column shapes, Parquet and CSV, a bad row, missing file and columns."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from marketpipe.errors import ConfigError, ContractError, UnknownSymbolError
+from marketpipe.providers import BarsQuery, get_provider
+from tests.providers.conftest import DATA
+
+REPLAY = DATA / "replay"
+
+
+def q(symbols, interval="1d", start="2024-01-01", end="2024-01-31") -> BarsQuery:
+    return BarsQuery(tuple(symbols), interval, date.fromisoformat(start), date.fromisoformat(end))
+
+
+def test_common_shape_one_symbol_from_file_name():
+    res = get_provider("replay", replay_path=REPLAY / "AAPL.csv").fetch(
+        q(["AAPL"], end="2024-01-04")
+    )
+    assert res.bars["ts"].tolist() == [
+        pd.Timestamp(d, tz="UTC") for d in ("2024-01-02", "2024-01-03", "2024-01-04")
+    ]
+    first = res.bars.iloc[0]
+    assert (first.symbol, first.open, first.close, first.volume, first.source) == (
+        "AAPL",
+        187.15,
+        185.64,
+        82488700.0,
+        "replay",
+    )
+    assert res.rejected.empty and res.requests == 0
+
+
+def test_symbol_column_and_bad_row_rejected_not_crash():
+    res = get_provider("replay", replay_path=REPLAY / "multi_bad_row.csv").fetch(
+        q(["AAPL", "MSFT"])
+    )
+    assert sorted(zip(res.bars["symbol"], res.bars["ts"].dt.strftime("%F"), strict=True)) == [
+        ("AAPL", "2024-01-02"),
+        ("MSFT", "2024-01-02"),
+        ("MSFT", "2024-01-03"),
+    ]
+    assert res.rejected["reason"].tolist() == ["malformed", "malformed"]
+    assert "open" in res.rejected["detail"].iloc[0] and '"n/a"' in res.rejected["payload"].iloc[0]
+    assert "ts" in res.rejected["detail"].iloc[1]
+
+
+def test_canonical_shape_parquet_filtered_by_interval(tmp_path):
+    df = pd.read_csv(REPLAY / "canonical.csv")
+    path = tmp_path / "bars.parquet"
+    df.to_parquet(path)
+    res = get_provider("replay", replay_path=path).fetch(
+        q(["SPY"], interval="5m", end="2024-01-02")
+    )
+    assert res.bars["ts"].tolist() == [
+        pd.Timestamp("2024-01-02 14:30", tz="UTC"),
+        pd.Timestamp("2024-01-02 14:35", tz="UTC"),
+    ]
+    assert res.bars["trades"].tolist() == [15000, 12000] and res.bars["vwap"].iloc[0] == 472.35
+
+
+def test_known_symbol_without_rows_in_range_is_empty_unknown_raises():
+    prov = get_provider("replay", replay_path=REPLAY / "multi_bad_row.csv")
+    assert prov.fetch(q(["AAPL"], start="2024-02-01", end="2024-02-02")).empty_symbols == ["AAPL"]
+    with pytest.raises(UnknownSymbolError, match="replay TSLA"):
+        prov.fetch(q(["TSLA"]))
+
+
+def test_missing_file_is_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="replay file not found"):
+        get_provider("replay", replay_path=tmp_path / "nope.csv").fetch(q(["AAPL"]))
+    with pytest.raises(ConfigError, match="--replay-path"):
+        get_provider("replay")
+
+
+def test_missing_columns_is_contract_error_naming_them():
+    with pytest.raises(ContractError, match="High, Low, Volume|high, low, volume"):
+        get_provider("replay", replay_path=REPLAY / "missing_columns.csv").fetch(q(["AAPL"]))
