@@ -11,7 +11,7 @@ from marketpipe import ingest
 from marketpipe.backfill import BackfillPlan, Chunk, plan_backfill, request_profile
 from marketpipe.calendar import expected_bar_starts, last_closed_session
 from marketpipe.gaps import find_gaps, repair_windows, session_date
-from marketpipe.providers import get_provider
+from marketpipe.providers import fetch_from
 from marketpipe.providers.base import BarsQuery
 from marketpipe.storage import Stores
 from marketpipe.storage.read import read_bars
@@ -56,9 +56,8 @@ def run_chunk(
     options: dict | None = None,
 ) -> dict:
     """Fetch, check and store one chunk, then record it done (only after the data is stored)."""
-    provider = get_provider(source, settings, **(options or {}))
     query = BarsQuery(symbols=chunk.symbols, interval=interval, start=chunk.start, end=chunk.end)
-    result = provider.fetch(query)
+    result = fetch_from(source, query, settings, options)
     batch = ingest.check_batch(result, now=now, run_id=run_id)
     stored = ingest.store_batch(stores, batch, now, settings.hot_days, chunk.symbols, source)
     totals = stored.totals()

@@ -11,6 +11,7 @@ from marketpipe.historical import run_chunk
 from marketpipe.settings import Settings
 from marketpipe.storage import Stores
 from tasks.policy import RETRYING
+from tasks.ratelimits import reserve_slots
 
 
 @task(
@@ -28,4 +29,5 @@ def backfill_chunk(
     label: str,
     options: dict | None = None,
 ) -> dict:
+    reserve_slots(source, chunk.requests, settings)
     return run_chunk(stores, settings, source, interval, chunk, job_key, now, run_id, options)

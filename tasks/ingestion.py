@@ -7,18 +7,20 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from marketpipe import ingest
-from marketpipe.providers import get_provider
+from marketpipe.providers import fetch_from
 from marketpipe.providers.base import BarsQuery, FetchResult
 from marketpipe.settings import Settings
 from marketpipe.storage import Stores
 from tasks.policy import RETRYING
+from tasks.ratelimits import reserve_slots
 
 
 @task(name="fetch", task_run_name="fetch-{source}-{label}", cache_policy=NO_CACHE, **RETRYING)
 def fetch_chunk(
     source: str, query: BarsQuery, settings: Settings, label: str, options: dict | None = None
 ) -> FetchResult:
-    return get_provider(source, settings, **(options or {})).fetch(query)
+    reserve_slots(source, len(query.symbols), settings)
+    return fetch_from(source, query, settings, options)
 
 
 @task(name="validate", task_run_name="validate-{label}", cache_policy=NO_CACHE)

@@ -75,3 +75,16 @@ def acquire_provider_slots(
         rate_limit(name, occupy=take, timeout_seconds=timeout_seconds, strict=True)
         remaining -= take
     return True
+
+
+def reserve_slots(source_spec: str, requests: int, settings: Settings) -> None:
+    """Take cross-process slots for a chunk's requests from the first network source in the spec.
+
+    The in-process limiter still paces each request; this caps the pipeline across processes.
+    """
+    from marketpipe.providers import NETWORK_SOURCES, source_names
+
+    for name in source_names(source_spec):
+        if name in NETWORK_SOURCES:
+            acquire_provider_slots(name, n=requests, settings=settings)
+            return
