@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -376,10 +377,16 @@ def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
 
 
 # --------------------------------------------------------------------------- validate
-def empty_quarantine() -> pd.DataFrame:
+@lru_cache(maxsize=1)
+def _empty_quarantine_template() -> pd.DataFrame:
     dtypes = dict.fromkeys(QUARANTINE_COLUMNS, "str")
     dtypes["ts"] = dtypes["quarantined_at"] = TS_DTYPE
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """A zero-row quarantine frame with the canonical columns and dtypes."""
+    return _empty_quarantine_template().copy()
 
 
 def validate_bars(
