@@ -86,8 +86,8 @@ def dedupe_bars(
 def clean_bars(
     bars: pd.DataFrame,
     source_priority: Sequence[str] = DEFAULT_SOURCE_PRIORITY,
-    z: float = 5.0,
-    window: int = 50,
+    z: float = 6.0,
+    window: int = 100,
     unit_window: int = 11,
 ) -> CleanResult:
     """De-duplicate and flag outliers; see the module docstring for the exact rules."""
