@@ -117,8 +117,7 @@ def quality_scores(
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
     b = bars[["symbol", "interval", "ts"]].drop_duplicates()
     b = b.assign(session=session_dates(b["ts"], b["interval"]).dt.date)
-    step = b["interval"].map(INTERVAL_OFFSETS)
-    b["end"] = b["ts"] + step.astype("timedelta64[us]")
+    b["end"] = _bar_ends(b)
 
     present = b.groupby(["symbol", "interval", "session"], as_index=False).agg(
         present=("ts", "size"), last_end=("end", "max")
@@ -161,6 +160,17 @@ def quality_scores(
     out["score"] = np.clip(completeness * clean_share * outlier_free * freshness, 0.0, 1.0)
     out["computed_at"] = now
     return out[list(QUALITY_COLUMNS)].reset_index(drop=True)
+
+
+def _bar_ends(b: pd.DataFrame) -> pd.Series:
+    """Bar end: start + interval for intraday bars, the session's close for daily bars."""
+    end = b["ts"] + b["interval"].map(INTERVAL_OFFSETS).astype("timedelta64[us]")
+    daily = (b["interval"] == "1d").to_numpy()
+    if daily.any():
+        days = pd.to_datetime(b.loc[daily, "session"].astype("str"))
+        closes = schedule(days.min(), days.max())["close"].reindex(days.to_numpy())
+        end.loc[daily] = closes.fillna(end.loc[daily].reset_index(drop=True)).to_numpy()
+    return end
 
 
 def _session_close(session: dt.date) -> pd.Timestamp:
