@@ -71,7 +71,9 @@ class GroupWindow(BaseIndexer):
 
         self._bounds: tuple[np.ndarray, np.ndarray] | None = None
 
-    def get_window_bounds(self, num_values=0, min_periods=None, center=None, closed=None, step=None):
+    def get_window_bounds(
+        self, num_values=0, min_periods=None, center=None, closed=None, step=None
+    ):
         if self._bounds is None or len(self._bounds[0]) != num_values:
             idx = np.arange(num_values, dtype=np.int64)
             start = np.maximum(idx - self.before, self.gstart)

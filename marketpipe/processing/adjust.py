@@ -49,7 +49,9 @@ def _last_close_per_session(bars: pd.DataFrame) -> pd.DataFrame:
         {"symbol": bars["symbol"], "interval": bars["interval"], "day": day, "ts": bars["ts"]}
     ).assign(close=bars["close"].astype("float64"))
     frame = frame.sort_values(["ts"], kind="mergesort")
-    return frame.groupby(["symbol", "interval", "day"], as_index=False, observed=True)["close"].last()
+    return frame.groupby(["symbol", "interval", "day"], as_index=False, observed=True)[
+        "close"
+    ].last()
 
 
 def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> pd.DataFrame:
@@ -83,9 +85,11 @@ def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> p
     is_split = (ev["kind"] == "split").to_numpy()
     value = ev["value"].to_numpy()
     # split ratio on the same ex-date (1.0 when none), so a dividend is measured per post-split share
-    same_day = ev.assign(r=np.where(is_split, value, 1.0)).groupby(
-        ["symbol", "interval", "ex_date"], observed=True
-    )["r"].transform("prod")
+    same_day = (
+        ev.assign(r=np.where(is_split, value, 1.0))
+        .groupby(["symbol", "interval", "ex_date"], observed=True)["r"]
+        .transform("prod")
+    )
     price_close = ev["close_prev"].to_numpy() / same_day.to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         price = np.where(is_split, 1.0 / value, 1.0 - value / price_close)

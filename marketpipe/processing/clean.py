@@ -45,7 +45,10 @@ FLAG_COLUMNS: tuple[str, ...] = ("symbol", "interval", "ts", "reason", "detail")
 
 # outlier_flags string for every combination of the three reason bits (spike=1, unit=2, zero=4)
 _COMBOS = np.array(
-    [",".join(r for bit, r in zip((1, 2, 4), REASONS, strict=True) if code & bit) for code in range(8)],
+    [
+        ",".join(r for bit, r in zip((1, 2, 4), REASONS, strict=True) if code & bit)
+        for code in range(8)
+    ],
     dtype=object,
 )
 

@@ -100,8 +100,10 @@ def count_quarantined(quarantine: pd.DataFrame) -> pd.DataFrame:
     ts = pd.to_datetime(q["ts"], utc=True)
     session = session_dates(ts, q["interval"]).dt.date
     frame = pd.DataFrame({"symbol": q["symbol"], "interval": q["interval"], "session": session})
-    return frame.groupby(["symbol", "interval", "session"], as_index=False).size().rename(
-        columns={"size": "quarantined"}
+    return (
+        frame.groupby(["symbol", "interval", "session"], as_index=False)
+        .size()
+        .rename(columns={"size": "quarantined"})
     )
 
 
@@ -188,7 +190,9 @@ def _session_grid(present: pd.DataFrame, sessions: list[dt.date] | None) -> pd.D
         days |= set(sessions or ())
         parts.append(pd.DataFrame({"symbol": sym, "interval": ivl, "session": sorted(days)}))
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in ("symbol", "interval", "session")})
+        return pd.DataFrame(
+            {c: pd.Series(dtype="object") for c in ("symbol", "interval", "session")}
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -201,6 +205,8 @@ def _outlier_counts(bars: pd.DataFrame, flags: pd.DataFrame | None) -> pd.DataFr
         src = bars.iloc[:0][["symbol", "interval", "ts"]]
     src = src.drop_duplicates()
     src = src.assign(session=session_dates(src["ts"], src["interval"]).dt.date)
-    return src.groupby(["symbol", "interval", "session"], as_index=False).size().rename(
-        columns={"size": "outliers"}
+    return (
+        src.groupby(["symbol", "interval", "session"], as_index=False)
+        .size()
+        .rename(columns={"size": "outliers"})
     )

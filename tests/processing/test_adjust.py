@@ -45,7 +45,9 @@ DIVIDEND = ("AAPL", "2024-09-04", "dividend", 0.82)
 
 
 def test_four_for_one_split():
-    bars = daily({"2024-08-27": 400.0, "2024-08-28": 404.0, "2024-08-29": 101.5, "2024-08-30": 102.0})
+    bars = daily(
+        {"2024-08-27": 400.0, "2024-08-28": 404.0, "2024-08-29": 101.5, "2024-08-30": 102.0}
+    )
     out = adjust_bars(bars, actions(SPLIT))
     assert out["close"].tolist() == [100.0, 101.0, 101.5, 102.0]
     assert out["open"].tolist() == [99.75, 100.75, 100.5, 101.0]

@@ -58,8 +58,9 @@ def test_planted_outliers_are_flagged_not_dropped(make_walk):
     # the 100x bar and its neighbour are not double-reported as spikes
     assert flags_at(aapl[201]) == ""
     # the flagged rows keep their (bad) values: flagging never edits or drops
-    assert res.bars.loc[res.bars["outlier_flags"] == "unit_error_100x", "close"].iloc[0] == (
-        bars.loc[unit_i, "close"]
+    assert (
+        res.bars.loc[res.bars["outlier_flags"] == "unit_error_100x", "close"].iloc[0]
+        == (bars.loc[unit_i, "close"])
     )
     marked = res.bars[res.bars["outlier_flags"] != ""]
     allowed = {spike_i, spike_i + 1, unit_i, zero_i}  # the reverting bar may count as a spike too

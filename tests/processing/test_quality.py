@@ -106,6 +106,10 @@ def test_daily_staleness_uses_session_close():
     now = pd.Timestamp("2024-03-11 21:00", tz="UTC")  # Monday's close, Monday bar missing
     q = quality_scores(bars, now=now, sessions=[MON])
     assert q["session"].tolist() == [dt.date(2024, 3, 7), FRI, MON]
-    assert q["staleness_s"].tolist() == [0.0, 0.0, (now - pd.Timestamp("2024-03-08 21:00Z")).total_seconds()]
+    assert q["staleness_s"].tolist() == [
+        0.0,
+        0.0,
+        (now - pd.Timestamp("2024-03-08 21:00Z")).total_seconds(),
+    ]
     assert q["missing"].tolist() == [0, 0, 1]
     assert 0.0 <= q["score"].min() and q["score"].max() <= 1.0

@@ -100,9 +100,12 @@ def test_intraday_alignment(to, n, minutes):
     ]
     assert len(third) == minutes
     assert out["high"].iloc[2] == third["high"].max() and out["low"].iloc[2] == third["low"].min()
-    assert out["volume"].sum() == bars.loc[
-        (bars["ts"] >= "2024-03-11 13:30Z") & (bars["ts"] < "2024-03-11 20:00Z"), "volume"
-    ].sum()
+    assert (
+        out["volume"].sum()
+        == bars.loc[
+            (bars["ts"] >= "2024-03-11 13:30Z") & (bars["ts"] < "2024-03-11 20:00Z"), "volume"
+        ].sum()
+    )
 
 
 def test_symbols_and_sessions_never_mix():
