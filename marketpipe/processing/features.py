@@ -65,7 +65,7 @@ def _wilder_rsi(close: np.ndarray, pos: np.ndarray, gid: np.ndarray, gwin, n: in
         x = np.where(pos > 0, x, np.nan)
         seed = pd.Series(x).rolling(gwin(n), min_periods=n).mean().to_numpy()
         seeded = np.where(pos == n, seed, np.where(pos > n, x, np.nan))
-        avgs.append(_group_ewm(seeded, gid, alpha=1.0 / n))
+        avgs.append(_group_ewm(seeded, gid, pos, alpha=1.0 / n))
     gain, loss = avgs
     with np.errstate(divide="ignore", invalid="ignore"):
         rsi = 100.0 - 100.0 / (1.0 + gain / loss)
@@ -74,16 +74,25 @@ def _wilder_rsi(close: np.ndarray, pos: np.ndarray, gid: np.ndarray, gwin, n: in
     return np.where(pos >= n, rsi, np.nan)
 
 
-def _group_ewm(x: np.ndarray, gid: np.ndarray, alpha: float, min_periods: int = 0) -> np.ndarray:
-    """`ewm(alpha, adjust=False).mean()` per contiguous group, returned in row order."""
-    res = (
-        pd.Series(x)
-        .groupby(gid, sort=False)
-        .ewm(alpha=alpha, adjust=False, min_periods=min_periods)
-        .mean()
-    )
-    # groups are contiguous and visited in order of appearance, so the values are in row order
-    return res.to_numpy()
+def _group_ewm(
+    x: np.ndarray, gid: np.ndarray, pos: np.ndarray, alpha: float, min_periods: int = 0
+) -> np.ndarray:
+    """`ewm(alpha, adjust=False).mean()` per contiguous group, returned in row order.
+
+    Groups are laid out as the columns of a NaN-padded 2-D frame (row = position in the group), so
+    one `DataFrame.ewm` call runs each group's recursion independently (trailing padding never
+    affects earlier values). Falls back to `groupby().ewm()` when padding would exceed 4x the rows.
+    """
+    n_groups = int(gid[-1]) + 1 if len(gid) else 0
+    longest = int(pos.max()) + 1 if len(pos) else 0
+    if n_groups * longest > 4 * len(x) + 1024:
+        res = pd.Series(x).groupby(gid, sort=False)
+        res = res.ewm(alpha=alpha, adjust=False, min_periods=min_periods).mean()
+        return res.to_numpy()  # contiguous groups in order of appearance = row order
+    grid = np.full((longest, n_groups), np.nan, order="F")
+    grid[pos, gid] = x
+    ewm = pd.DataFrame(grid).ewm(alpha=alpha, adjust=False, min_periods=min_periods).mean()
+    return ewm.to_numpy()[pos, gid]
 
 
 def compute_features(
@@ -102,7 +111,10 @@ def compute_features(
         return out.astype(
             {"symbol": "str", "interval": "str", "ts": bars["ts"].dtype, "outlier_flags": "str"}
         )
-    df, codes = sort_by_group_and_ts(bars, ["symbol", "interval"])
+    used = [*KEY_COLUMNS, "high", "low", "close", "vwap", "outlier_flags"]
+    df, codes = sort_by_group_and_ts(
+        bars[[c for c in used if c in bars.columns]], ["symbol", "interval"]
+    )
     gstart, gend = group_bounds(codes)
     pos = np.arange(len(df)) - gstart
 
@@ -127,7 +139,7 @@ def compute_features(
     for w in sma_windows:
         out[f"sma_{w}"] = close_s.rolling(trailing(w), min_periods=w).mean().to_numpy()
     for s in ema_spans:
-        out[f"ema_{s}"] = _group_ewm(close, codes, alpha=2.0 / (s + 1.0), min_periods=s)
+        out[f"ema_{s}"] = _group_ewm(close, codes, pos, alpha=2.0 / (s + 1.0), min_periods=s)
     out[f"rsi_{rsi_period}"] = _wilder_rsi(close, pos, codes, trailing, rsi_period)
     roll = close_s.rolling(trailing(bb_window), min_periods=bb_window)
     mid = roll.mean().to_numpy()
