@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from marketpipe.bars import BAR_KEY
-from marketpipe.processing._window import GroupWindow, group_bounds, group_codes
+from marketpipe.processing._window import GroupWindow, group_bounds, group_codes, to_us
 
 DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("polygon", "yahoo", "replay", "synthetic")
 SPIKE = "spike"
@@ -78,12 +78,22 @@ def dedupe_bars(
     bars: pd.DataFrame, source_priority: Sequence[str] = DEFAULT_SOURCE_PRIORITY
 ) -> tuple[pd.DataFrame, int]:
     """Sort by key and keep one row per `(symbol, interval, ts)`, best source first."""
-    rank = {s: i for i, s in enumerate(source_priority)}
-    order = bars["source"].map(rank).astype("float64").fillna(len(rank)) if len(bars) else []
-    df = bars.assign(_rank=order).sort_values([*BAR_KEY, "_rank"], kind="mergesort")
-    dup = df.duplicated(list(BAR_KEY), keep="first").to_numpy()
-    out = df.loc[~dup].drop(columns="_rank").reset_index(drop=True)
-    return out, int(dup.sum())
+    if bars.empty:
+        return bars.reset_index(drop=True), 0
+    src_codes, sources = pd.factorize(bars["source"], use_na_sentinel=True)
+    rank_of = {s: i for i, s in enumerate(source_priority)}
+    ranks = np.array([rank_of.get(s, len(rank_of)) for s in sources] + [len(rank_of)])
+    rank = ranks[src_codes]  # sentinel -1 (missing source) picks the trailing "unknown" rank
+    codes = group_codes(bars, ["symbol", "interval"])
+    ts = to_us(bars["ts"])
+    order = np.lexsort((rank, ts, codes))
+    codes, ts = codes[order], ts[order]
+    dup = np.zeros(len(order), dtype=bool)
+    dup[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
+    keep = order[~dup]
+    if np.array_equal(keep, np.arange(len(bars))):
+        return bars.reset_index(drop=True), 0
+    return bars.iloc[keep].reset_index(drop=True), int(dup.sum())
 
 
 def clean_bars(

@@ -13,7 +13,7 @@ Definitions
   lies in `[open, min(close, now))` with starts aligned to the open, plus a shorter last bar when
   the session length is not a multiple of the interval (e.g. 1h: 15:30-16:00); for `1d`, 1 once
   the session has closed by `now`, else 0.
-* present: distinct bars in the session; missing = max(expected - present, 0).
+* present: distinct bars in the session (intraday: starting within regular hours); missing = max(expected - present, 0).
 * quarantined: rows rejected by the contract for the session (`quarantined_counts`).
 * outliers: distinct flagged bars (from `flags`, else the bars' non-empty `outlier_flags`).
 * staleness_s: only for each series' latest scored session, unless that session is complete and
@@ -39,6 +39,7 @@ import pandas as pd
 
 from marketpipe.bars import INTERVAL_OFFSETS
 from marketpipe.processing._calendar import schedule, session_dates
+from marketpipe.processing._window import to_us
 
 QUALITY_COLUMNS: tuple[str, ...] = (
     "symbol",
@@ -86,25 +87,24 @@ def _counts_frame(counts, name: str) -> pd.DataFrame:
     """Mapping `{(symbol, interval, session): n}` or a frame with those columns -> frame."""
     cols = ["symbol", "interval", "session", name]
     if counts is None or len(counts) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        return frame.astype({"session": "datetime64[ns]", name: "int64"})
     if isinstance(counts, pd.DataFrame):
-        frame = counts.rename(columns={c: name for c in ("quarantined", "count", "n")})
-        return frame[cols]
-    rows = [(*k, int(v)) for k, v in counts.items()]
-    return pd.DataFrame(rows, columns=cols)
+        frame = counts.rename(columns={c: name for c in ("quarantined", "count", "n")})[cols]
+    else:
+        frame = pd.DataFrame([(*k, int(v)) for k, v in counts.items()], columns=cols)
+    return frame.assign(session=pd.to_datetime(frame["session"]).astype("datetime64[ns]"))
 
 
 def count_quarantined(quarantine: pd.DataFrame) -> pd.DataFrame:
     """Quarantine rows (`symbol, interval, ts, ...`) -> `symbol, interval, session, quarantined`."""
     q = quarantine.dropna(subset=["ts"])
     ts = pd.to_datetime(q["ts"], utc=True)
-    session = session_dates(ts, q["interval"]).dt.date
+    session = session_dates(ts, q["interval"])
     frame = pd.DataFrame({"symbol": q["symbol"], "interval": q["interval"], "session": session})
-    return (
-        frame.groupby(["symbol", "interval", "session"], as_index=False)
-        .size()
-        .rename(columns={"size": "quarantined"})
-    )
+    out = frame.groupby(["symbol", "interval", "session"], as_index=False).size()
+    out["session"] = out["session"].dt.date
+    return out.rename(columns={"size": "quarantined"})
 
 
 def quality_scores(
@@ -118,11 +118,13 @@ def quality_scores(
     """Score every `(symbol, interval, session)`; see the module docstring for the formula."""
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
     b = bars[["symbol", "interval", "ts"]].drop_duplicates()
-    b = b.assign(session=session_dates(b["ts"], b["interval"]).dt.date)
+    day = session_dates(b["ts"], b["interval"]).astype("datetime64[ns]")
+    b = b.assign(session=day)  # naive datetime64 internally, `datetime.date` on output
     b["end"] = _bar_ends(b)
 
+    b["regular"] = _in_regular_hours(b)
     present = b.groupby(["symbol", "interval", "session"], as_index=False).agg(
-        present=("ts", "size"), last_end=("end", "max")
+        present=("regular", "sum"), last_end=("end", "max")
     )
     grid = _session_grid(present, sessions)
     out = grid.merge(present, how="left", on=["symbol", "interval", "session"])
@@ -136,17 +138,16 @@ def quality_scores(
 
     lookup = _expected_lookup(expected, now)
     pairs = out[["interval", "session"]].drop_duplicates()
-    exp = {(i, s): int(lookup(i, s)) for i, s in pairs.itertuples(index=False)}  # per session
-    out["expected"] = [exp[(i, s)] for i, s in zip(out["interval"], out["session"], strict=True)]
+    exp = [int(lookup(i, s.date())) for i, s in pairs.itertuples(index=False)]  # per session
+    pairs = pairs.assign(expected=exp)
+    out = out.merge(pairs, how="left", on=["interval", "session"])
     out["missing"] = (out["expected"] - out["present"]).clip(lower=0)
 
     out = out.sort_values(["symbol", "interval", "session"], kind="mergesort")
     out["last_end"] = out.groupby(["symbol", "interval"])["last_end"].ffill()
     latest = ~out.duplicated(["symbol", "interval"], keep="last")
-    closed = pd.Series(
-        [_session_close(s) <= now for s in out["session"]], index=out.index, dtype=bool
-    )
-    complete = closed & (out["missing"] == 0)
+    closes = _session_closes(out["session"])
+    complete = (closes <= now).to_numpy() & (out["missing"] == 0).to_numpy()
     age = (now - out["last_end"]).dt.total_seconds().fillna(0.0).clip(lower=0.0)
     out["staleness_s"] = np.where(latest & ~complete, age, 0.0)
 
@@ -161,6 +162,7 @@ def quality_scores(
         freshness = np.where(stale <= grace, 1.0, grace / stale)
     out["score"] = np.clip(completeness * clean_share * outlier_free * freshness, 0.0, 1.0)
     out["computed_at"] = now
+    out["session"] = out["session"].dt.date
     return out[list(QUALITY_COLUMNS)].reset_index(drop=True)
 
 
@@ -169,31 +171,46 @@ def _bar_ends(b: pd.DataFrame) -> pd.Series:
     end = b["ts"] + b["interval"].map(INTERVAL_OFFSETS).astype("timedelta64[us]")
     daily = (b["interval"] == "1d").to_numpy()
     if daily.any():
-        days = pd.to_datetime(b.loc[daily, "session"].astype("str"))
-        closes = schedule(days.min(), days.max())["close"].reindex(days.to_numpy())
-        end.loc[daily] = closes.fillna(end.loc[daily].reset_index(drop=True)).to_numpy()
+        closes = _session_closes(b.loc[daily, "session"])
+        end.loc[daily] = closes.fillna(end.loc[daily])
     return end
 
 
-def _session_close(session: dt.date) -> pd.Timestamp:
-    sched = schedule(session, session)
-    return sched["close"].iloc[0] if len(sched) else pd.Timestamp(session, tz="UTC")
+def _in_regular_hours(b: pd.DataFrame) -> np.ndarray:
+    """Daily bars always; intraday bars when their start lies in the session's `[open, close)`."""
+    days = b["session"]
+    if days.empty:
+        return np.zeros(0, dtype=bool)
+    sched = schedule(days.min(), days.max())
+    opens = sched["open"].reindex(days.to_numpy())
+    closes = sched["close"].reindex(days.to_numpy())
+    ts = to_us(b["ts"])
+    inside = opens.notna().to_numpy() & (ts >= to_us(opens)) & (ts < to_us(closes))
+    return (b["interval"] == "1d").to_numpy() | inside
+
+
+def _session_closes(days: pd.Series) -> pd.Series:
+    """Close (UTC) of each naive session date; non-sessions get their date's midnight UTC."""
+    if days.empty:
+        return pd.Series(pd.NaT, index=days.index, dtype="datetime64[ns, UTC]")
+    sched = schedule(days.min(), days.max())["close"]
+    closes = sched.reindex(days.to_numpy()).set_axis(days.index)
+    return closes.fillna(days.dt.tz_localize("UTC"))
 
 
 def _session_grid(present: pd.DataFrame, sessions: list[dt.date] | None) -> pd.DataFrame:
     """Every calendar session between each series' first and last session, plus `sessions`."""
     parts = []
+    extra = pd.DatetimeIndex(pd.to_datetime(list(sessions or ())))
     for (sym, ivl), grp in present.groupby(["symbol", "interval"], sort=True):  # per series
-        days = set(grp["session"])
-        sched = schedule(min(days), max(days))
-        days |= {d.date() for d in sched.index}
-        days |= set(sessions or ())
-        parts.append(pd.DataFrame({"symbol": sym, "interval": ivl, "session": sorted(days)}))
+        days = pd.DatetimeIndex(grp["session"])
+        days = days.union(schedule(days.min(), days.max()).index).union(extra)
+        parts.append(pd.DataFrame({"symbol": sym, "interval": ivl, "session": days}))
     if not parts:
-        return pd.DataFrame(
-            {c: pd.Series(dtype="object") for c in ("symbol", "interval", "session")}
-        )
-    return pd.concat(parts, ignore_index=True)
+        frame = pd.DataFrame({c: pd.Series(dtype="str") for c in ("symbol", "interval")})
+        return frame.assign(session=pd.Series(dtype="datetime64[ns]"))
+    grid = pd.concat(parts, ignore_index=True)
+    return grid.assign(session=grid["session"].astype("datetime64[ns]"))
 
 
 def _outlier_counts(bars: pd.DataFrame, flags: pd.DataFrame | None) -> pd.DataFrame:
@@ -204,7 +221,7 @@ def _outlier_counts(bars: pd.DataFrame, flags: pd.DataFrame | None) -> pd.DataFr
     else:
         src = bars.iloc[:0][["symbol", "interval", "ts"]]
     src = src.drop_duplicates()
-    src = src.assign(session=session_dates(src["ts"], src["interval"]).dt.date)
+    src = src.assign(session=session_dates(src["ts"], src["interval"]).astype("datetime64[ns]"))
     return (
         src.groupby(["symbol", "interval", "session"], as_index=False)
         .size()
