@@ -101,3 +101,13 @@ def test_empty(make_walk):
     res = clean_bars(make_walk(n=0))
     assert res.bars.empty and res.flags.empty and res.duplicates_removed == 0
     assert "outlier_flags" in res.bars.columns
+
+
+def test_intervals_are_separate_series_and_missing_source_ranks_last(make_walk):
+    minute = make_walk(symbols=("X",), n=50)
+    daily = make_walk(symbols=("X",), n=50, interval="1d", start="2024-01-02", seed=9)
+    odd = minute.iloc[[3]].assign(source=pd.NA)
+    res = clean_bars(pd.concat([odd, daily, minute], ignore_index=True))
+    assert res.duplicates_removed == 1 and len(res.bars) == 100
+    assert res.bars["interval"].tolist() == ["1d"] * 50 + ["1m"] * 50
+    assert res.bars["source"].notna().all()

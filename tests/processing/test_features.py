@@ -169,3 +169,24 @@ def test_contract_accepts_output_and_rejects_bad_values(walk):
 def test_empty_input(walk):
     out = compute_features(walk.iloc[:0])
     assert out.empty and list(out.columns) == feature_columns()
+
+
+def test_uneven_series_lengths_use_the_groupby_path_and_stay_exact(make_walk):
+    long = make_walk(symbols=("LONG",), n=600, seed=11)
+    shorts = make_walk(symbols=tuple(f"S{i:02d}" for i in range(30)), n=30, seed=12)
+    out = compute_features(pd.concat([shorts, long], ignore_index=True))
+    for sym in ("LONG", "S00", "S29"):
+        got = out[out["symbol"] == sym]
+        src = pd.concat([shorts, long])
+        c = src.loc[src["symbol"] == sym].sort_values("ts")["close"].to_numpy()
+        close_enough(got["ema_12"], ref_ema(c, 12))
+        close_enough(got["ema_26"], ref_ema(c, 26))
+        close_enough(got["rsi_14"], ref_rsi(c, 14))
+
+
+def test_outlier_flags_are_carried_through(walk):
+    bars = walk.assign(outlier_flags="")
+    bars.loc[7, "outlier_flags"] = "spike"
+    out = compute_features(bars).set_index(["symbol", "ts"])
+    assert out.loc[(bars.loc[7, "symbol"], bars.loc[7, "ts"]), "outlier_flags"] == "spike"
+    assert (out["outlier_flags"] == "").sum() == len(bars) - 1

@@ -113,3 +113,10 @@ def test_daily_staleness_uses_session_close():
     ]
     assert q["missing"].tolist() == [0, 0, 1]
     assert 0.0 <= q["score"].min() and q["score"].max() <= 1.0
+
+
+def test_extended_hours_bars_do_not_count_as_present():
+    pre = pd.date_range("2024-03-08 13:00", periods=90, freq="1min", tz="UTC")  # 08:00-09:29 ET
+    regular = pd.date_range("2024-03-08 14:30", periods=300, freq="1min", tz="UTC")
+    q = quality_scores(bars_at(pre.append(regular)), now=pd.Timestamp("2024-03-09", tz="UTC"))
+    assert (q.loc[0, "present"], q.loc[0, "missing"]) == (300, 90)
