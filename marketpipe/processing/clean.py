@@ -44,12 +44,9 @@ REASONS: tuple[str, ...] = (SPIKE, UNIT_ERROR, ZERO_RANGE)
 FLAG_COLUMNS: tuple[str, ...] = ("symbol", "interval", "ts", "reason", "detail")
 
 # outlier_flags string for every combination of the three reason bits (spike=1, unit=2, zero=4)
-_COMBOS = np.array(
-    [
-        ",".join(r for bit, r in zip((1, 2, 4), REASONS, strict=True) if code & bit)
-        for code in range(8)
-    ],
-    dtype=object,
+_COMBOS = pd.Series(
+    [",".join(r for bit, r in zip((1, 2, 4), REASONS, strict=True) if c & bit) for c in range(8)],
+    dtype="str",
 )
 
 
@@ -78,8 +75,14 @@ def dedupe_bars(
     bars: pd.DataFrame, source_priority: Sequence[str] = DEFAULT_SOURCE_PRIORITY
 ) -> tuple[pd.DataFrame, int]:
     """Sort by key and keep one row per `(symbol, interval, ts)`, best source first."""
+    df, removed, _ = _dedupe(bars, source_priority)
+    return df, removed
+
+
+def _dedupe(bars: pd.DataFrame, source_priority: Sequence[str]):
+    """`dedupe_bars` plus the surviving rows' `(symbol, interval)` group codes."""
     if bars.empty:
-        return bars.reset_index(drop=True), 0
+        return bars.reset_index(drop=True), 0, np.zeros(0, dtype=np.int64)
     src_codes, sources = pd.factorize(bars["source"], use_na_sentinel=True)
     rank_of = {s: i for i, s in enumerate(source_priority)}
     ranks = np.array([rank_of.get(s, len(rank_of)) for s in sources] + [len(rank_of)])
@@ -92,8 +95,8 @@ def dedupe_bars(
     dup[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
     keep = order[~dup]
     if np.array_equal(keep, np.arange(len(bars))):
-        return bars.reset_index(drop=True), 0
-    return bars.iloc[keep].reset_index(drop=True), int(dup.sum())
+        return bars.reset_index(drop=True), 0, codes
+    return bars.iloc[keep].reset_index(drop=True), int(dup.sum()), codes[~dup]
 
 
 def clean_bars(
@@ -106,11 +109,11 @@ def clean_bars(
     """De-duplicate and flag outliers; see the module docstring for the exact rules."""
     if window < 2 or unit_window < 3:
         raise ValueError("window must be >= 2 and unit_window >= 3")
-    df, removed = dedupe_bars(bars, source_priority)
+    df, removed, codes = _dedupe(bars, source_priority)
     if df.empty:
         return CleanResult(df.assign(outlier_flags=pd.Series(dtype="str")), empty_flags(), removed)
 
-    gstart, gend = group_bounds(group_codes(df, ["symbol", "interval"]))
+    gstart, gend = group_bounds(codes)
     close = df["close"].to_numpy(dtype="float64")
 
     # unit errors: close vs the centred rolling median of its group
@@ -144,7 +147,7 @@ def clean_bars(
     zero = (high == low) & (volume > 0)
 
     code = spike.astype(np.int8) + 2 * unit.astype(np.int8) + 4 * zero.astype(np.int8)
-    df["outlier_flags"] = pd.array(_COMBOS[code], dtype="str")
+    df["outlier_flags"] = _COMBOS.take(code).array  # arrow take: no per-row Python objects
 
     parts = []
     for mask, reason, detail in (
