@@ -69,6 +69,8 @@ def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> p
     ev = ca[["symbol", "ex_date", "kind", "value"]].assign(
         ex_date=_day(ca["ex_date"]), value=ca["value"].astype("float64")
     )
+    # the table's key is (symbol, ex_date, kind): a repeated action must not compound twice
+    ev = ev.drop_duplicates(["symbol", "ex_date", "kind"], keep="last")
     ev = ev.merge(series, on="symbol", how="inner").sort_values("ex_date", kind="mergesort")
     if ev.empty:
         return adjustment_factors(bars.iloc[:0], ca)

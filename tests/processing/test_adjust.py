@@ -130,3 +130,20 @@ def test_no_actions_is_identity():
     pd.testing.assert_frame_equal(adjust_bars(bars, actions()), bars)
     with pytest.raises(ValueError):
         adjust_bars(bars, actions(("AAPL", "2024-05-02", "merger", 1.0)))
+
+
+def test_repeated_action_row_applies_once():
+    bars = daily({"2024-08-28": 404.0, "2024-08-29": 101.5})
+    out = adjust_bars(bars, actions(SPLIT, SPLIT))
+    assert out["close"].tolist() == [101.0, 101.5]
+
+
+@pytest.mark.parametrize(
+    "ex_date", ["2024-08-29", pd.Timestamp("2024-08-29"), dt.date(2024, 8, 29)]
+)
+def test_ex_date_types(ex_date):
+    bars = daily({"2024-08-28": 404.0, "2024-08-29": 101.5})
+    ca = pd.DataFrame(
+        {"symbol": ["AAPL"], "ex_date": [ex_date], "kind": ["split"], "value": [4.0], "source": "x"}
+    )
+    assert adjust_bars(bars, ca)["close"].tolist() == [101.0, 101.5]
