@@ -36,23 +36,53 @@ def to_us(ts: pd.Series) -> np.ndarray:
     return ts.to_numpy().astype("datetime64[us]").view(np.int64)
 
 
+def _key_codes(df: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, list]:
+    """Per-key sorted factorization, combined into one code in lexicographic key order."""
+    codes = np.zeros(len(df), dtype=np.int64)
+    uniques = []
+    for key in keys:
+        kc, ku = pd.factorize(df[key], sort=True, use_na_sentinel=False)
+        codes = codes * len(ku) + kc
+        uniques.append((kc, ku))
+    return codes, uniques
+
+
 def group_codes(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
-    """Integer group code per row, numbered in sorted key order."""
-    return df.groupby(keys, sort=True, observed=True).ngroup().to_numpy()
+    """Integer group code per row, increasing in sorted key order (not necessarily dense)."""
+    return _key_codes(df, keys)[0]
 
 
 def sort_by_group_and_ts(df: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """`df` sorted by `(*keys, ts)` with a fresh RangeIndex, plus its group codes.
+    """`df` sorted by `(*keys, ts)` with a fresh RangeIndex, plus dense group codes (0, 1, ...).
 
-    Skips the (costly) sort when the frame is already in that order.
+    Skips the (costly) sort when the frame is already in that order. Key columns are rebuilt from
+    their few unique values instead of being gathered row by row (much cheaper for strings).
     """
-    codes = group_codes(df, keys)
+    codes, uniques = _key_codes(df, keys)
     ts = to_us(df["ts"])
     dc, dt = np.diff(codes), np.diff(ts)
     if len(df) and ((dc > 0) | ((dc == 0) & (dt >= 0))).all():
-        return df.reset_index(drop=True), codes
-    order = np.lexsort((ts, codes))
-    return df.iloc[order].reset_index(drop=True), codes[order]
+        order = None
+    else:
+        rel = ts - ts.min()
+        span = int(rel.max()) + 1
+        if (int(codes.max()) + 1) * span < 2**62:  # one int64 key sorts faster than a lexsort
+            order = np.argsort(codes * span + rel, kind="stable")
+        else:
+            order = np.lexsort((ts, codes))
+    if order is None:
+        out = df.reset_index(drop=True)
+    else:
+        codes = codes[order]
+        rest = [c for c in df.columns if c not in keys]
+        out = df[rest].iloc[order].reset_index(drop=True)
+        for pos, (key, (kc, ku)) in enumerate(zip(keys, uniques, strict=True)):
+            col = pd.Series(ku).take(kc[order]).reset_index(drop=True).astype(df[key].dtype)
+            out.insert(pos, key, col)
+        out = out[list(df.columns)]
+    dense = np.zeros(len(codes), dtype=np.int64)  # codes are sorted now: renumber 0, 1, ...
+    dense[1:] = np.cumsum(codes[1:] != codes[:-1])
+    return out, dense
 
 
 class GroupWindow(BaseIndexer):
