@@ -13,7 +13,8 @@ Definitions
   lies in `[open, min(close, now))` with starts aligned to the open, plus a shorter last bar when
   the session length is not a multiple of the interval (e.g. 1h: 15:30-16:00); for `1d`, 1 once
   the session has closed by `now`, else 0.
-* present: distinct bars in the session (intraday: starting within regular hours); missing = max(expected - present, 0).
+* present: distinct bars in the session (intraday: only bars starting within regular hours);
+  missing = max(expected - present, 0).
 * quarantined: rows rejected by the contract for the session (`quarantined_counts`).
 * outliers: distinct flagged bars (from `flags`, else the bars' non-empty `outlier_flags`).
 * staleness_s: only for each series' latest scored session, unless that session is complete and
