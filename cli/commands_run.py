@@ -69,5 +69,14 @@ def _print_reports(reports: dict) -> None:
             )
             typer.echo(f"  hot store: {rep['hot']}")
             typer.echo(f"  cold lake: {rep['cold']}")
+        elif stage == "processing":
+            t = rep["totals"]
+            typer.echo(f"processing {rep['interval']} {rep['start']}..{rep['end']}: {t}")
+            for q in rep["quality"]:
+                typer.echo(
+                    f"  {q['symbol']:<8} {q['sessions']:>5} sessions  quality mean {q['mean_score']:.3f}"
+                    f" min {q['min_score']:.3f}  missing {q['missing']}  outliers {q['outliers']}"
+                )
         else:
-            typer.echo(f"{stage}: {rep}")
+            t = rep.get("totals", {})
+            typer.echo(f"{stage}: {rep.get('plan', '')} {t}")

@@ -6,7 +6,9 @@ from datetime import date
 
 from prefect import flow
 
+from flows.historical import historical
 from flows.ingestion import ingestion
+from flows.processing import processing
 from marketpipe.errors import ConfigError
 
 STAGES = ("ingestion", "processing", "historical")
@@ -41,6 +43,10 @@ def pipeline(
     for stage in stages:
         if stage == "ingestion":
             reports[stage] = ingestion(source=source, replay_path=replay_path, **common)
-        else:
-            raise ConfigError(f"stage {stage!r} is not built yet")
+        elif stage == "processing":
+            reports[stage] = processing(**common)
+        elif stage == "historical":
+            if not (symbols and start and end):
+                raise ConfigError("stage historical needs symbols, start and end")
+            reports[stage] = historical(source=source, replay_path=replay_path, **common)
     return reports

@@ -1,0 +1,125 @@
+"""The processing stage over stored data (Prefect-free): read raw bars from hot ∪ cold, clean,
+optionally resample, adjust, compute features, score quality, and store the results.
+
+Features are computed on back-adjusted prices (a split is not a -75 % return); storage keeps raw.
+Rows in = rows out: cleaning removes only exact-key duplicates (counted) and flags outliers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pandas as pd
+
+from marketpipe.processing.adjust import adjust_bars
+from marketpipe.processing.clean import clean_bars
+from marketpipe.processing.contract import validate_features
+from marketpipe.processing.features import compute_features
+from marketpipe.processing.quality import count_quarantined, quality_scores
+from marketpipe.processing.resample import resample_bars
+from marketpipe.storage import Stores
+from marketpipe.storage.read import read_bars
+from marketpipe.storage.router import plan_writes
+
+
+@dataclass
+class ProcessReport:
+    symbols: list[str]
+    interval: str
+    bars_in: int = 0
+    duplicates_removed: int = 0
+    flagged: int = 0
+    features_hot: int = 0
+    features_cold: int = 0
+    quality_rows: int = 0
+    resampled: dict[str, int] = field(default_factory=dict)
+    quality: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def process_symbols(
+    stores: Stores,
+    symbols: list[str],
+    start: date,
+    end: date,
+    interval: str,
+    now: pd.Timestamp,
+    hot_days: int,
+    resample_to: list[str] | None = None,
+) -> ProcessReport:
+    """Process one group of symbols over [start, end] (inclusive dates)."""
+    hi = end + timedelta(days=1)
+    report = ProcessReport(symbols=list(symbols), interval=interval)
+    raw = read_bars(stores, symbols, start, hi, interval)
+    report.bars_in = len(raw)
+    if raw.empty:
+        return report
+    for target in resample_to or []:
+        report.resampled[target] = _store_resampled(stores, raw, target, now, hot_days)
+    cleaned = clean_bars(raw)
+    report.duplicates_removed = cleaned.duplicates_removed
+    report.flagged = int((cleaned.bars["outlier_flags"] != "").sum())
+    actions = stores.hot.read_corporate_actions(symbols)
+    adjusted = adjust_bars(cleaned.bars, actions) if not actions.empty else cleaned.bars
+    features = validate_features(compute_features(adjusted))
+    plan = plan_writes(features, now, hot_days)
+    report.features_hot = stores.hot.upsert_features(plan.hot)
+    report.features_cold = stores.cold.write_features(plan.cold) if len(plan.cold) else 0
+    quarantine = stores.hot.read_quarantine(symbols=symbols, interval=interval)
+    quarantine = quarantine.loc[
+        (quarantine["ts"] >= pd.Timestamp(start, tz="UTC"))
+        & (quarantine["ts"] < pd.Timestamp(hi, tz="UTC"))
+    ]
+    scores = quality_scores(
+        raw,
+        quarantined_counts=count_quarantined(quarantine) if len(quarantine) else None,
+        flags=cleaned.flags,
+        now=now,
+    )
+    scores["computed_at"] = now
+    report.quality_rows = stores.hot.upsert_quality(scores)
+    report.quality = _quality_summary(scores)
+    return report
+
+
+def _store_resampled(stores: Stores, raw: pd.DataFrame, target: str, now, hot_days: int) -> int:
+    out = resample_bars(raw, target)
+    plan = plan_writes(out, now, hot_days)
+    if len(plan.cold):
+        stores.cold.write_bars(plan.cold)
+    if len(plan.hot):
+        stores.hot.upsert_bars(plan.hot)
+    return len(out)
+
+
+def _quality_summary(scores: pd.DataFrame) -> list[dict]:
+    """Per symbol: sessions scored, mean/min score, missing, quarantined, outliers (JSON-safe)."""
+    if scores.empty:
+        return []
+    g = scores.groupby(["symbol", "interval"])
+    summary = g.agg(
+        sessions=("score", "size"),
+        mean_score=("score", "mean"),
+        min_score=("score", "min"),
+        missing=("missing", "sum"),
+        quarantined=("quarantined", "sum"),
+        outliers=("outliers", "sum"),
+    ).reset_index()
+    rows = []
+    for rec in summary.to_dict("records"):
+        rows.append(
+            {
+                "symbol": str(rec["symbol"]),
+                "interval": str(rec["interval"]),
+                "sessions": int(rec["sessions"]),
+                "mean_score": round(float(rec["mean_score"]), 4),
+                "min_score": round(float(rec["min_score"]), 4),
+                "missing": int(rec["missing"]),
+                "quarantined": int(rec["quarantined"]),
+                "outliers": int(rec["outliers"]),
+            }
+        )
+    return rows
