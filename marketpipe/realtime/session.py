@@ -1,0 +1,425 @@
+"""RealtimeSession: source -> bounded queue -> bar aggregator -> micro-batches -> sink.
+
+Threads: a producer runs the source (reconnecting with exponential backoff + jitter after a
+disconnect, at most `max_reconnects` times); a consumer drains the queue into the aggregator and
+flushes micro-batches through `flush(sink, bars, quarantine)`; the caller's thread waits for the
+end (`until`, `duration`, `stop()`, source exhausted or failure), then everything held is flushed,
+outage windows are gap-filled over REST and the session is reconciled with REST (REST wins).
+Prefect-free: the lead wraps `flush` as one task call per micro-batch.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from marketpipe.bars import conform_bars
+from marketpipe.errors import ConfigError, MarketpipeError
+from marketpipe.realtime.aggregator import (
+    BarAggregator,
+    MicroBatcher,
+    late_quarantine,
+    rows_to_bars,
+)
+from marketpipe.realtime.queue import BoundedTickQueue
+from marketpipe.realtime.reconcile import compare_bars
+from marketpipe.realtime.sink import BarSink, FlushFn, default_flush
+from marketpipe.realtime.ticks import SourceEnd, from_ns, now_ns
+
+# rest_backfill(symbols, start_ts, end_ts) -> bars at the session's bar window whose start is in
+# [start_ts, end_ts] (both UTC, inclusive)
+RestBackfill = Callable[[Sequence[str], pd.Timestamp, pd.Timestamp], pd.DataFrame]
+_EMPTY_Q = pd.DataFrame()
+
+
+@dataclass
+class SessionReport:
+    run_id: str
+    ticks_received: int = 0
+    ticks_aggregated: int = 0
+    ticks_per_sec: float = 0.0
+    drops: int = 0
+    late_ticks: int = 0
+    bars_written: int = 0
+    quarantined: int = 0
+    vendor_bars: int = 0
+    max_queue_depth: int = 0
+    avg_queue_depth: float = 0.0
+    flushes: int = 0
+    reconnects: int = 0
+    disconnects: list[dict] = field(default_factory=list)
+    gap_filled_bars: int = 0
+    gap_fill_errors: list[str] = field(default_factory=list)
+    reconcile_differences: int = 0
+    reconcile_details: list[dict] = field(default_factory=list)
+    flush_latency_p50_ms: float | None = None
+    flush_latency_p99_ms: float | None = None
+    duration_s: float = 0.0
+    ended_by: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Gap:
+    start_ns: int  # event time of the last tick before the outage
+    end_ns: int | None = None  # when data flowed again (None: not yet)
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        source,
+        sink: BarSink,
+        *,
+        bar_window: timedelta = timedelta(minutes=1),
+        allowed_lateness: timedelta = timedelta(seconds=2),
+        queue_max: int = 100_000,
+        drop_policy: str = "oldest",
+        batch_size: int = 5_000,
+        flush_ms: float = 200.0,
+        duration: timedelta | float | None = None,
+        until: datetime | None = None,
+        rest_backfill: RestBackfill | None = None,
+        reconcile: bool = True,
+        max_reconnects: int = 5,
+        backoff: tuple[float, float, float] = (0.5, 2.0, 10.0),
+        flush: FlushFn | None = None,
+        on_flush: Callable[[dict], None] | None = None,
+        on_progress: Callable[[SessionReport], None] | None = None,
+        run_id: str | None = None,
+    ):
+        if until is not None and until.tzinfo is None:
+            raise ConfigError("until must be timezone-aware (UTC)")
+        if max_reconnects < 0 or len(backoff) != 3 or backoff[0] < 0 or backoff[1] < 1:
+            raise ConfigError("max_reconnects >= 0 and backoff=(initial s, factor >= 1, max s)")
+        self.source = source
+        self.sink = sink
+        self.queue = BoundedTickQueue(queue_max, drop_policy)
+        self.aggregator = BarAggregator(bar_window, allowed_lateness, source=source.name)
+        self.batcher = MicroBatcher(batch_size, flush_ms)
+        if isinstance(duration, int | float):
+            duration = timedelta(seconds=duration)
+        self.duration = duration
+        self.until = until
+        self.rest_backfill = rest_backfill
+        self.reconcile = reconcile
+        self.max_reconnects = max_reconnects
+        self.backoff = backoff
+        self._flush_fn = flush or default_flush
+        self._on_flush = on_flush
+        self._on_progress = on_progress
+        self.report = SessionReport(run_id=run_id or uuid.uuid4().hex[:12])
+        self._stop = threading.Event()
+        self._draining = threading.Event()
+        self._done = threading.Event()  # source exhausted or failure
+        self._lock = threading.Lock()
+        self._gaps: list[_Gap] = []
+        self._vendor_bars: list[dict] = []
+        self._streamed: dict = {}  # (symbol, ts ns) -> BarRow as stored (stream or REST)
+        self._latencies: list[np.ndarray] = []
+        self._failure: BaseException | None = None
+        self._started_ns = 0
+        self._t0 = 0.0
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        """Ask the session to end: it flushes everything it holds before `run` returns."""
+        self._stop.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+        self._done.set()
+
+    def _deadline(self) -> float | None:
+        ends = []
+        if self.duration is not None:
+            ends.append(self._t0 + self.duration.total_seconds())
+        if self.until is not None:
+            ends.append(self._t0 + (self.until - datetime.now(UTC)).total_seconds())
+        return min(ends) if ends else None
+
+    def run(self) -> SessionReport:
+        """Run to the end; returns the report or raises `MarketpipeError` (after flushing)."""
+        self._t0 = time.monotonic()
+        self._started_ns = now_ns()
+        deadline = self._deadline()
+        producer = threading.Thread(target=self._produce, name="mp-rt-producer", daemon=True)
+        consumer = threading.Thread(target=self._consume, name="mp-rt-consumer", daemon=True)
+        consumer.start()
+        producer.start()
+        last_progress = time.monotonic()
+        while not self._stop.is_set() and not self._done.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                self.report.ended_by = "deadline"
+                break
+            self._stop.wait(0.05)
+            if self._on_progress and time.monotonic() - last_progress >= 1.0:
+                last_progress = time.monotonic()
+                self._on_progress(self._snapshot())
+        if not self.report.ended_by:
+            self.report.ended_by = (
+                "failure"
+                if self._failure
+                else ("stop" if self._stop.is_set() else "source_exhausted")
+            )
+        self._stop.set()
+        producer.join(timeout=15)
+        self._draining.set()
+        consumer.join(timeout=120)
+        if consumer.is_alive():
+            self._fail(MarketpipeError("realtime consumer did not finish draining within 120 s"))
+        elif self.reconcile and self.rest_backfill is not None and self._failure is None:
+            self._reconcile()
+        report = self._snapshot()
+        if self._failure is not None:
+            if isinstance(self._failure, MarketpipeError):
+                raise self._failure
+            raise MarketpipeError(f"realtime session failed: {self._failure}") from self._failure
+        return report
+
+    # ------------------------------------------------------------------ producer
+    def _produce(self) -> None:
+        attempts = 0
+        while not self._stop.is_set():
+            try:
+                end: SourceEnd = self.source.run(
+                    self.queue, self._stop, on_connected=self._on_connected, on_bar=self._on_bar
+                )
+            except Exception as exc:  # noqa: BLE001 - surfaced through run()
+                self._fail(
+                    exc
+                    if isinstance(exc, MarketpipeError)
+                    else MarketpipeError(
+                        f"realtime source {self.source.name} failed: {type(exc).__name__}: {exc}"
+                    )
+                )
+                return
+            if end.kind == "stopped":
+                return
+            if end.kind == "exhausted":
+                self._done.set()
+                return
+            last = end.last_tick_ts
+            self.report.disconnects.append(
+                {
+                    "at": end.at.isoformat(),
+                    "last_tick_ts": None if last is None else from_ns(last).isoformat(),
+                    "error": end.error,
+                }
+            )
+            with self._lock:
+                if not self._gaps or self._gaps[-1].end_ns is not None:
+                    self._gaps.append(_Gap(start_ns=last if last is not None else self._started_ns))
+            attempts += 1
+            if attempts > self.max_reconnects:
+                since = (
+                    "no tick received"
+                    if last is None
+                    else f"last tick at {from_ns(last).isoformat()}"
+                )
+                self._fail(
+                    MarketpipeError(
+                        f"realtime source {self.source.name}: connection lost and {self.max_reconnects} "
+                        f"reconnect(s) exhausted (max_reconnects={self.max_reconnects}); {since}; "
+                        f"last error: {end.error}"
+                    )
+                )
+                return
+            initial, factor, cap = self.backoff
+            delay = min(cap, initial * factor ** (attempts - 1)) * random.uniform(0.5, 1.0)
+            if self._stop.wait(delay):
+                return
+            self.report.reconnects += 1
+
+    def _on_connected(self, at_ns: int) -> None:
+        with self._lock:
+            if self._gaps and self._gaps[-1].end_ns is None:
+                self._gaps[-1].end_ns = at_ns
+
+    def _on_bar(self, bar: dict) -> None:
+        with self._lock:
+            self._vendor_bars.append(bar)
+            self.report.vendor_bars += 1
+
+    # ------------------------------------------------------------------ consumer
+    def _consume(self) -> None:
+        agg, batcher, queue = self.aggregator, self.batcher, self.queue
+        add = agg.add
+        try:
+            while True:
+                ticks = queue.get_many(50_000, min(batcher.time_left(), 0.05))
+                for t in ticks:
+                    add(t)
+                if ticks:
+                    batcher.extend_recv([t.recv for t in ticks])
+                if batcher.due() or (
+                    self._vendor_bars and not getattr(self.source, "subscribe_trades", True)
+                ):
+                    self._flush()
+                self._fill_gaps(force=False)
+                if self._draining.is_set() and not ticks and len(queue) == 0:
+                    break
+            self._flush(final=True)
+            self._fill_gaps(force=True)
+        except BaseException as exc:  # noqa: BLE001 - surfaced through run()
+            self._fail(exc)
+
+    def _flush(self, final: bool = False) -> None:
+        agg = self.aggregator
+        rows, late = agg.take(final=final)
+        recv = self.batcher.take()
+        with self._lock:
+            vendor, self._vendor_bars = self._vendor_bars, []
+        bars = rows_to_bars(rows, agg.interval, agg.source)
+        if vendor and not getattr(self.source, "subscribe_trades", True):
+            # aggregates-only subscription: vendor minute bars are the bars
+            vbars = conform_bars(
+                pd.DataFrame(vendor).assign(
+                    interval="1m",
+                    source=agg.source,
+                    ts=lambda d: pd.to_datetime(d["ts"], unit="ns", utc=True),
+                )
+            )
+            bars = pd.concat([bars, vbars], ignore_index=True) if len(bars) else vbars
+        if not len(bars) and not late:
+            return
+        quarantine = (
+            late_quarantine(
+                late,
+                window_ns=agg.window_ns,
+                lateness_ns=agg.lateness_ns,
+                interval=agg.interval,
+                run_id=self.report.run_id,
+            )
+            if late
+            else _EMPTY_Q
+        )
+        written, quarantined = self._flush_fn(self.sink, bars, quarantine)
+        committed = time.monotonic()
+        for r in rows:
+            self._streamed[(r[0], r[1])] = r
+        if recv:
+            self._latencies.append(committed - np.asarray(recv, dtype="float64"))
+        self.report.bars_written += written
+        self.report.quarantined += quarantined
+        self.report.flushes += 1
+        if self._on_flush:
+            self._on_flush(
+                {"bars": written, "quarantined": quarantined, "ticks": len(recv), "final": final}
+            )
+
+    # ------------------------------------------------------------------ REST
+    def _rest_bars(self, start_ns: int, end_ns: int) -> pd.DataFrame:
+        win = self.aggregator.window_ns
+        start = pd.Timestamp(start_ns - start_ns % win, unit="ns", tz="UTC")
+        end = pd.Timestamp(end_ns - end_ns % win, unit="ns", tz="UTC")
+        bars = conform_bars(self.rest_backfill(self.source.symbols, start, end))
+        return bars[(bars["interval"] == self.aggregator.interval) & bars["ts"].between(start, end)]
+
+    def _write_rest(self, bars: pd.DataFrame) -> int:
+        if not len(bars):
+            return 0
+        written, _ = self._flush_fn(self.sink, bars.reset_index(drop=True), _EMPTY_Q)
+        ts_ns = bars["ts"].astype("datetime64[ns, UTC]").astype("int64").tolist()
+        for rec, ts in zip(bars.itertuples(index=False), ts_ns, strict=True):
+            trades = None if pd.isna(rec.trades) else int(rec.trades)
+            self._streamed[(rec.symbol, ts)] = (
+                rec.symbol,
+                ts,
+                rec.open,
+                rec.high,
+                rec.low,
+                rec.close,
+                rec.volume,
+                rec.vwap,
+                trades,
+            )
+        return written
+
+    def _fill_gaps(self, force: bool) -> None:
+        """Backfill outages over REST once their windows are closed (so REST bars are final)."""
+        win = self.aggregator.window_ns
+        wm = self.aggregator.watermark
+        with self._lock:
+            ready = []
+            for g in self._gaps:
+                if force and g.end_ns is None:
+                    g.end_ns = max(now_ns(), self.aggregator.max_ts or 0)
+                if g.end_ns is not None and (
+                    force or (wm is not None and wm >= g.end_ns - g.end_ns % win + win)
+                ):
+                    ready.append(g)
+            self._gaps = [g for g in self._gaps if g not in ready]
+        if not ready:
+            return
+        if self.rest_backfill is None:
+            self.report.gap_fill_errors.extend(
+                f"no REST backfill configured for outage {from_ns(g.start_ns)} -> {from_ns(g.end_ns)}"
+                for g in ready
+            )
+            return
+        self._flush()  # streamed versions first, so REST's version is the one that stays
+        for g in ready:
+            try:
+                self.report.gap_filled_bars += self._write_rest(
+                    self._rest_bars(g.start_ns, g.end_ns)
+                )
+            except MarketpipeError as exc:
+                self.report.gap_fill_errors.append(
+                    f"{from_ns(g.start_ns)} -> {from_ns(g.end_ns)}: {exc}"
+                )
+
+    def _reconcile(self) -> None:
+        if not self._streamed:
+            return
+        ts = [k[1] for k in self._streamed]
+        try:
+            rest = self._rest_bars(min(ts), max(ts))
+        except MarketpipeError as exc:
+            self.report.gap_fill_errors.append(f"reconciliation skipped: {exc}")
+            return
+        wins, count, details = compare_bars(self._streamed, rest)
+        self._write_rest(wins)
+        self.report.reconcile_differences = count
+        self.report.reconcile_details = details
+
+    # ------------------------------------------------------------------ report
+    def _snapshot(self) -> SessionReport:
+        r = self.report
+        q = self.queue.stats()
+        r.ticks_received, r.drops = q.received, q.dropped
+        r.max_queue_depth, r.avg_queue_depth = q.max_depth, round(q.avg_depth, 1)
+        r.ticks_aggregated, r.late_ticks = self.aggregator.aggregated, self.aggregator.late
+        r.duration_s = round(time.monotonic() - self._t0, 3)
+        r.ticks_per_sec = round(r.ticks_received / r.duration_s, 1) if r.duration_s else 0.0
+        if self._latencies:
+            lat = np.concatenate(self._latencies) * 1000.0
+            r.flush_latency_p50_ms = round(float(np.percentile(lat, 50)), 2)
+            r.flush_latency_p99_ms = round(float(np.percentile(lat, 99)), 2)
+        return r
+
+
+def install_sigterm(session: RealtimeSession) -> Callable[[], None]:
+    """Make SIGTERM call `session.stop()` (main thread only); returns a function restoring the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        raise ConfigError("install_sigterm must be called from the main thread")
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _handler(signum, frame):  # noqa: ARG001
+        session.stop()
+
+    signal.signal(signal.SIGTERM, _handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
