@@ -52,7 +52,7 @@ def to_ns(value: datetime | pd.Timestamp | int) -> int:
 
 
 def from_ns(ns: int) -> datetime:
-    return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
+    return pd.Timestamp(ns - ns % 1000, unit="ns", tz="UTC").to_pydatetime()
 
 
 def now_ns() -> int:
