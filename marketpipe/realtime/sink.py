@@ -7,6 +7,7 @@ The lead wires `SqlHotStore` (it has `upsert_bars` / `write_quarantine`) through
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,12 +55,15 @@ class MemorySink:
         self.bars: dict[tuple[str, str, pd.Timestamp], dict] = {}
         self.quarantine: list[dict] = []
         self.bar_writes = 0
+        self.versions: Counter = Counter()  # how many times each bar key was written
         self.flushes = 0
 
     def write_bars(self, df: pd.DataFrame) -> int:
         with self._lock:
             for rec in df.to_dict("records"):
-                self.bars[(rec["symbol"], rec["interval"], rec["ts"])] = rec
+                key = (rec["symbol"], rec["interval"], rec["ts"])
+                self.bars[key] = rec
+                self.versions[key] += 1
             self.bar_writes += len(df)
             self.flushes += 1
         return len(df)
