@@ -16,7 +16,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from marketpipe.errors import ConfigError
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
-_PERIOD_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_PERIOD_SECONDS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+}
 HOT_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 COLD_SCHEMES = ("file", "local", "s3", "memory")
 
@@ -35,7 +44,9 @@ def parse_rate(text: str) -> tuple[int, float]:
 class Settings(BaseSettings):
     """Runtime configuration. Field `x` is read from `MARKETPIPE_X`."""
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPIPE_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MARKETPIPE_", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Path(".marketpipe")
     hot_url: str | None = None
@@ -73,7 +84,9 @@ class Settings(BaseSettings):
         if "://" in v:
             scheme = v.split("://", 1)[0].lower()
             if scheme not in COLD_SCHEMES:
-                raise ValueError(f"unknown scheme {scheme!r}; use a local path, file://… or s3://bucket/prefix")
+                raise ValueError(
+                    f"unknown scheme {scheme!r}; use a local path, file://… or s3://bucket/prefix"
+                )
         return v.rstrip("/")
 
     @field_validator("polygon_rate_limit", "yahoo_rate_limit")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from marketpipe.errors import ConfigError
 from marketpipe.providers.base import BarsProvider, BarsQuery, BaseProvider, FetchResult
 
-__all__ = ["BarsProvider", "BarsQuery", "BaseProvider", "FetchResult", "get_provider", "PROVIDER_NAMES"]
+__all__ = [
+    "BarsProvider",
+    "BarsQuery",
+    "BaseProvider",
+    "FetchResult",
+    "get_provider",
+    "PROVIDER_NAMES",
+]
 
 PROVIDER_NAMES: tuple[str, ...] = ("synthetic", "replay", "yahoo", "polygon")
 

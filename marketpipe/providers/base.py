@@ -30,7 +30,9 @@ class BarsQuery:
 
     def __post_init__(self):
         if self.interval not in INTERVALS:
-            raise ConfigError(f"unknown interval {self.interval!r}; use one of {', '.join(INTERVALS)}")
+            raise ConfigError(
+                f"unknown interval {self.interval!r}; use one of {', '.join(INTERVALS)}"
+            )
         if self.end < self.start:
             raise ConfigError(f"end {self.end} is before start {self.start}")
         object.__setattr__(self, "symbols", tuple(validate_symbol(s) for s in self.symbols))

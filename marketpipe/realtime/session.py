@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -30,14 +30,12 @@ from marketpipe.realtime.aggregator import (
     late_quarantine,
     rows_to_bars,
 )
+from marketpipe.realtime.gapfill import GapTracker, RestBackfill, bar_rows, fetch_rest_bars
 from marketpipe.realtime.queue import BoundedTickQueue
 from marketpipe.realtime.reconcile import compare_bars
 from marketpipe.realtime.sink import BarSink, FlushFn, default_flush
 from marketpipe.realtime.ticks import SourceEnd, from_ns, now_ns
 
-# rest_backfill(symbols, start_ts, end_ts) -> bars at the session's bar window whose start is in
-# [start_ts, end_ts] (both UTC, inclusive)
-RestBackfill = Callable[[Sequence[str], pd.Timestamp, pd.Timestamp], pd.DataFrame]
 _EMPTY_Q = pd.DataFrame()
 
 
@@ -68,12 +66,6 @@ class SessionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class _Gap:
-    start_ns: int  # event time of the last tick before the outage
-    end_ns: int | None = None  # when data flowed again (None: not yet)
 
 
 class RealtimeSession:
@@ -124,7 +116,7 @@ class RealtimeSession:
         self._draining = threading.Event()
         self._done = threading.Event()  # source exhausted or failure
         self._lock = threading.Lock()
-        self._gaps: list[_Gap] = []
+        self._gaps = GapTracker()
         self._vendor_bars: list[dict] = []
         self._streamed: dict = {}  # (symbol, ts ns) -> BarRow as stored (stream or REST)
         self._latencies: list[np.ndarray] = []
@@ -220,9 +212,7 @@ class RealtimeSession:
                     "error": end.error,
                 }
             )
-            with self._lock:
-                if not self._gaps or self._gaps[-1].end_ns is not None:
-                    self._gaps.append(_Gap(start_ns=last if last is not None else self._started_ns))
+            self._gaps.open(last if last is not None else self._started_ns)
             attempts += 1
             if attempts > self.max_reconnects:
                 since = (
@@ -245,9 +235,7 @@ class RealtimeSession:
             self.report.reconnects += 1
 
     def _on_connected(self, at_ns: int) -> None:
-        with self._lock:
-            if self._gaps and self._gaps[-1].end_ns is None:
-                self._gaps[-1].end_ns = at_ns
+        self._gaps.data_resumed(at_ns)
 
     def _on_bar(self, bar: dict) -> None:
         with self._lock:
@@ -323,46 +311,23 @@ class RealtimeSession:
 
     # ------------------------------------------------------------------ REST
     def _rest_bars(self, start_ns: int, end_ns: int) -> pd.DataFrame:
-        win = self.aggregator.window_ns
-        start = pd.Timestamp(start_ns - start_ns % win, unit="ns", tz="UTC")
-        end = pd.Timestamp(end_ns - end_ns % win, unit="ns", tz="UTC")
-        bars = conform_bars(self.rest_backfill(self.source.symbols, start, end))
-        return bars[(bars["interval"] == self.aggregator.interval) & bars["ts"].between(start, end)]
+        agg = self.aggregator
+        return fetch_rest_bars(
+            self.rest_backfill, self.source.symbols, agg.interval, agg.window_ns, start_ns, end_ns
+        )
 
     def _write_rest(self, bars: pd.DataFrame) -> int:
         if not len(bars):
             return 0
-        written, _ = self._flush_fn(self.sink, bars.reset_index(drop=True), _EMPTY_Q)
-        ts_ns = bars["ts"].astype("datetime64[ns, UTC]").astype("int64").tolist()
-        for rec, ts in zip(bars.itertuples(index=False), ts_ns, strict=True):
-            trades = None if pd.isna(rec.trades) else int(rec.trades)
-            self._streamed[(rec.symbol, ts)] = (
-                rec.symbol,
-                ts,
-                rec.open,
-                rec.high,
-                rec.low,
-                rec.close,
-                rec.volume,
-                rec.vwap,
-                trades,
-            )
+        written, _ = self._flush_fn(self.sink, bars, _EMPTY_Q)
+        self._streamed.update(bar_rows(bars))
         return written
 
     def _fill_gaps(self, force: bool) -> None:
         """Backfill outages over REST once their windows are closed (so REST bars are final)."""
-        win = self.aggregator.window_ns
-        wm = self.aggregator.watermark
-        with self._lock:
-            ready = []
-            for g in self._gaps:
-                if force and g.end_ns is None:
-                    g.end_ns = max(now_ns(), self.aggregator.max_ts or 0)
-                if g.end_ns is not None and (
-                    force or (wm is not None and wm >= g.end_ns - g.end_ns % win + win)
-                ):
-                    ready.append(g)
-            self._gaps = [g for g in self._gaps if g not in ready]
+        agg = self.aggregator
+        force_end = max(now_ns(), agg.max_ts or 0) if force else None
+        ready = self._gaps.take_ready(agg.watermark, agg.window_ns, force_end)
         if not ready:
             return
         if self.rest_backfill is None:
