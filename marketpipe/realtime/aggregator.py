@@ -33,7 +33,6 @@ QUARANTINE_COLUMNS: tuple[str, ...] = (
     "run_id",
     "quarantined_at",
 )
-_O, _H, _L, _C, _V, _PV, _N, _FIRST, _LAST = range(9)
 
 
 def interval_label(bar_window: timedelta) -> str:
@@ -61,8 +60,11 @@ class BarAggregator:
         self.lateness_ns = int(allowed_lateness.total_seconds() * 1e9)
         self.interval = interval_label(bar_window)
         self.source = source
+        # bar state: [symbol, window start, open, high, low, close, volume, price*volume,
+        #             trades, first ts, last ts, dirty]
         self._bars: dict[tuple[str, int], list] = {}
-        self._dirty: set[tuple[str, int]] = set()
+        self._current: dict[str, list] = {}  # symbol -> its newest bar (fast path)
+        self._dirty: list[list] = []
         self._late: list[Tick] = []
         self.max_ts: int | None = None
         self.aggregated = 0
@@ -74,37 +76,55 @@ class BarAggregator:
 
     def add(self, tick: Tick) -> bool:
         """Aggregate one tick; False when it was late (kept for quarantine)."""
-        ts = tick.ts
-        win = self.window_ns
-        w = ts - ts % win
-        if self.max_ts is None or ts > self.max_ts:
-            self.max_ts = ts
-        if w + win <= self.max_ts - self.lateness_ns:
-            self.late += 1
-            self._late.append(tick)
-            return False
-        key = (tick.symbol, w)
-        p, s = tick.price, tick.size
-        b = self._bars.get(key)
-        if b is None:
-            self._bars[key] = [p, p, p, p, s, p * s, 1, ts, ts]
-        else:
-            if p > b[_H]:
-                b[_H] = p
-            if p < b[_L]:
-                b[_L] = p
-            if ts < b[_FIRST]:
-                b[_FIRST] = ts
-                b[_O] = p
-            if ts >= b[_LAST]:
-                b[_LAST] = ts
-                b[_C] = p
-            b[_V] += s
-            b[_PV] += p * s
-            b[_N] += 1
-        self._dirty.add(key)
-        self.aggregated += 1
-        return True
+        return self.add_many((tick,)) == 0
+
+    def add_many(self, ticks) -> int:
+        """Aggregate ticks (Ticks or tuples in Tick field order) in arrival order; returns late count."""
+        win, lateness = self.window_ns, self.lateness_ns
+        max_ts = self.max_ts if self.max_ts is not None else -(1 << 62)
+        bars, current, dirty, late = self._bars, self._current, self._dirty, self._late
+        n_late = 0
+        n = 0
+        for t in ticks:
+            n += 1
+            sym, ts, p, s, _ = t
+            w = ts - ts % win
+            if ts > max_ts:
+                max_ts = ts
+            elif w + win <= max_ts - lateness:
+                n_late += 1
+                late.append(t)
+                continue
+            b = current.get(sym)
+            if b is None or b[1] != w:
+                b = bars.get((sym, w))
+                if b is None:
+                    b = [sym, w, p, p, p, p, s, p * s, 1, ts, ts, True]
+                    bars[(sym, w)] = b
+                    dirty.append(b)
+                    if w >= current.get(sym, b)[1]:
+                        current[sym] = b
+                    continue
+            if p > b[3]:
+                b[3] = p
+            elif p < b[4]:
+                b[4] = p
+            if ts < b[9]:
+                b[9] = ts
+                b[2] = p
+            if ts >= b[10]:
+                b[10] = ts
+                b[5] = p
+            b[6] += s
+            b[7] += p * s
+            b[8] += 1
+            if not b[11]:
+                b[11] = True
+                dirty.append(b)
+        self.max_ts = max_ts
+        self.aggregated += n - n_late
+        self.late += n_late
+        return n_late
 
     def take(self, final: bool = False) -> tuple[list[BarRow], list[Tick]]:
         """Bars changed since the last call, and late ticks; closed bars leave memory.
@@ -112,18 +132,20 @@ class BarAggregator:
         `final=True` (session end) releases every bar, open or not.
         """
         rows: list[BarRow] = []
-        for key in self._dirty:
-            b = self._bars[key]
-            vwap = b[_PV] / b[_V] if b[_V] else math.nan
-            rows.append((key[0], key[1], b[_O], b[_H], b[_L], b[_C], b[_V], vwap, b[_N]))
-        self._dirty.clear()
+        for b in self._dirty:
+            b[11] = False
+            vwap = b[7] / b[6] if b[6] else math.nan
+            rows.append((b[0], b[1], b[2], b[3], b[4], b[5], b[6], vwap, b[8]))
+        self._dirty = []
         if final:
             self._bars.clear()
+            self._current.clear()
         elif self.max_ts is not None:
-            wm = self.max_ts - self.lateness_ns
-            win = self.window_ns
-            for key in [k for k in self._bars if k[1] + win <= wm]:
-                del self._bars[key]
+            edge = self.max_ts - self.lateness_ns - self.window_ns
+            for key in [k for k in self._bars if k[1] <= edge]:
+                b = self._bars.pop(key)
+                if self._current.get(key[0]) is b:
+                    del self._current[key[0]]
         late, self._late = self._late, []
         return rows, late
 
@@ -164,7 +186,7 @@ def late_quarantine(
     """Quarantine rows (reason `late`) for ticks past allowed lateness; `ts` = their bar start."""
     now = datetime.now(UTC)
     records = []
-    for t in ticks:
+    for t in map(Tick._make, ticks):
         w = t.ts - t.ts % window_ns
         records.append(
             {
@@ -189,7 +211,8 @@ def late_quarantine(
 class MicroBatcher:
     """Decides when to flush: `batch_size` ticks pending or `flush_ms` since the first pending one.
 
-    Holds the receive instants of pending ticks so the session can measure tick -> commit latency.
+    Holds the receive instants of pending tick batches so the session can measure
+    tick -> commit latency for every tick.
     """
 
     def __init__(self, batch_size: int, flush_ms: float, clock=time.monotonic):
@@ -198,27 +221,22 @@ class MicroBatcher:
         self.batch_size = batch_size
         self.flush_s = flush_ms / 1000.0
         self._clock = clock
-        self.recv: list[float] = []
+        self._recv: list[float] = []
+        self._counts: list[int] = []
+        self.pending = 0
         self._first_at: float | None = None
 
-    def add(self, recv: float) -> None:
+    def add(self, recv: float, count: int = 1) -> None:
         if self._first_at is None:
             self._first_at = self._clock()
-        self.recv.append(recv)
-
-    def extend_recv(self, recv: list[float]) -> None:
-        if self._first_at is None:
-            self._first_at = self._clock()
-        self.recv.extend(recv)
-
-    @property
-    def pending(self) -> int:
-        return len(self.recv)
+        self._recv.append(recv)
+        self._counts.append(count)
+        self.pending += count
 
     def due(self) -> bool:
         if self._first_at is None:
             return False
-        return len(self.recv) >= self.batch_size or self._clock() - self._first_at >= self.flush_s
+        return self.pending >= self.batch_size or self._clock() - self._first_at >= self.flush_s
 
     def time_left(self) -> float:
         """Seconds until the time-based flush is due (flush_ms when nothing is pending)."""
@@ -226,6 +244,8 @@ class MicroBatcher:
             return self.flush_s
         return max(0.0, self.flush_s - (self._clock() - self._first_at))
 
-    def take(self) -> list[float]:
-        recv, self.recv, self._first_at = self.recv, [], None
+    def take(self) -> np.ndarray:
+        """Receive instants of every pending tick (one entry per tick); resets the batch."""
+        recv = np.repeat(np.asarray(self._recv, dtype="float64"), self._counts)
+        self._recv, self._counts, self.pending, self._first_at = [], [], 0, None
         return recv

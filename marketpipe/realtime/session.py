@@ -245,20 +245,18 @@ class RealtimeSession:
     # ------------------------------------------------------------------ consumer
     def _consume(self) -> None:
         agg, batcher, queue = self.aggregator, self.batcher, self.queue
-        add = agg.add
         try:
             while True:
-                ticks = queue.get_many(50_000, min(batcher.time_left(), 0.05))
-                for t in ticks:
-                    add(t)
-                if ticks:
-                    batcher.extend_recv([t.recv for t in ticks])
+                batches = queue.get_batches(50_000, min(batcher.time_left(), 0.05))
+                for recv, ticks in batches:
+                    agg.add_many(ticks)
+                    batcher.add(recv, len(ticks))
                 if batcher.due() or (
                     self._vendor_bars and not getattr(self.source, "subscribe_trades", True)
                 ):
                     self._flush()
                 self._fill_gaps(force=False)
-                if self._draining.is_set() and not ticks and len(queue) == 0:
+                if self._draining.is_set() and not batches and len(queue) == 0:
                     break
             self._flush(final=True)
             self._fill_gaps(force=True)
@@ -299,8 +297,8 @@ class RealtimeSession:
         committed = time.monotonic()
         for r in rows:
             self._streamed[(r[0], r[1])] = r
-        if recv:
-            self._latencies.append(committed - np.asarray(recv, dtype="float64"))
+        if len(recv):
+            self._latencies.append(committed - recv)
         self.report.bars_written += written
         self.report.quarantined += quarantined
         self.report.flushes += 1

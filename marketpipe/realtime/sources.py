@@ -9,6 +9,7 @@ each `run` is one connection. Polygon field names stay inside this module.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import threading
 import time
@@ -23,6 +24,7 @@ from marketpipe.realtime.queue import BoundedTickQueue
 from marketpipe.realtime.ticks import SourceEnd, Tick, now_ns, to_ns
 
 _CHUNK = 1000
+_repeat = itertools.repeat
 
 OnConnected = Callable[[int], None]  # called with the reconnect instant (ns, UTC)
 OnBar = Callable[[dict], None]  # a vendor minute bar, canonical field names, ts in ns
@@ -82,21 +84,22 @@ class SyntheticTickSource:
                 path = self._prices[s] * np.exp(np.cumsum(rets[mask]))
                 prices[mask] = np.round(path, 4)
                 self._prices[s] = path[-1]
-        start = self.start_ns
-        step = self._step_ns
-        syms = self.symbols
-        return [
-            Tick(syms[i], start + int((base + k) * step), p, z, "synthetic")
-            for k, (i, p, z) in enumerate(
-                zip(idx.tolist(), prices.tolist(), sizes.tolist(), strict=True)
-            )
-        ]
+        offsets = (np.arange(base, base + _CHUNK, dtype="float64") * self._step_ns).astype("int64")
+        ts = (offsets + np.int64(self.start_ns)).tolist()
+        syms = np.asarray(self.symbols, dtype=object)[idx].tolist()
+        # plain tuples in Tick field order (Tick is a named tuple): the cheapest record to build
+        return list(
+            zip(syms, ts, prices.tolist(), sizes.tolist(), _repeat(self.name), strict=False)
+        )
 
     def take(self, n: int) -> list[Tick]:
         """The next `n` ticks of the deterministic sequence (without pacing)."""
+        return list(map(Tick._make, self._take_raw(n)))
+
+    def _take_raw(self, n: int) -> list[tuple]:
         if self.start_ns is None:
             self.start_ns = now_ns()
-        out: list[Tick] = []
+        out: list[tuple] = []
         while len(out) < n:
             if not self._buffer:
                 self._buffer = self._generate_chunk()
@@ -127,9 +130,9 @@ class SyntheticTickSource:
                 delay = due - time.monotonic()
                 if delay > 0 and stop.wait(delay):
                     break
-            ticks = self.take(n)
+            ticks = self._take_raw(n)
             queue.put_many(ticks, block=self.block_when_full)
-            self.last_tick_ts = ticks[-1].ts
+            self.last_tick_ts = ticks[-1][1]
         return SourceEnd("stopped", last_tick_ts=self.last_tick_ts)
 
 
@@ -185,15 +188,12 @@ class PolygonTickSource:
         from polygon.websocket.models import EquityAgg, EquityTrade
 
         ticks = []
-        recv = time.monotonic()
         for m in msgs:
             if isinstance(m, EquityTrade):
                 if m.timestamp is None or m.price is None:
                     continue
                 ts = int(m.timestamp) * 1_000_000
-                ticks.append(
-                    Tick(m.symbol, ts, float(m.price), float(m.size or 0), "polygon", recv)
-                )
+                ticks.append(Tick(m.symbol, ts, float(m.price), float(m.size or 0), "polygon"))
                 if self.last_tick_ts is None or ts > self.last_tick_ts:
                     self.last_tick_ts = ts
             elif isinstance(m, EquityAgg) and on_bar is not None and m.start_timestamp is not None:

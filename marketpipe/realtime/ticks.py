@@ -1,8 +1,8 @@
 """Tick records and source events shared by sources, queue, aggregator and session.
 
 A tick is `symbol, ts (UTC event time), price, size, source` (docs/ARCHITECTURE.md). For speed on
-the hot path `ts` is held as integer nanoseconds since the Unix epoch (UTC); `recv` is the
-`time.monotonic()` instant the tick entered the process (used for tick -> commit latency).
+the hot path `ts` is held as integer nanoseconds since the Unix epoch (UTC). The instant a tick
+entered the process is stamped per batch by the queue (tick -> commit latency).
 """
 
 from __future__ import annotations
@@ -10,20 +10,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import pandas as pd
 
 TICK_COLUMNS: tuple[str, ...] = ("symbol", "ts", "price", "size", "source")
 
 
-@dataclass(slots=True)
-class Tick:
+class Tick(NamedTuple):
+    """One trade. A named tuple: cheap to create and to unpack on the hot path."""
+
     symbol: str
     ts: int  # event time, ns since epoch, UTC
     price: float
     size: float
     source: str
-    recv: float = 0.0  # time.monotonic() when received
 
     @property
     def timestamp(self) -> pd.Timestamp:

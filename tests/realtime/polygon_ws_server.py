@@ -20,6 +20,7 @@ import time
 
 import pandas as pd
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 
 class PolygonWsServer:
@@ -110,6 +111,12 @@ class PolygonWsServer:
     # ---------------------------------------------------------------- protocol
     async def _handler(self, ws: ServerConnection) -> None:
         self.connections += 1
+        try:
+            await self._converse(ws)
+        except ConnectionClosed:
+            pass  # the client left (normal at session end, or after a drop)
+
+    async def _converse(self, ws: ServerConnection) -> None:
         await ws.send(
             json.dumps(
                 [{"ev": "status", "status": "connected", "message": "Connected Successfully"}]
