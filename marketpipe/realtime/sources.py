@@ -68,22 +68,28 @@ class SyntheticTickSource:
         self._prices = 100.0 + 10.0 * np.arange(len(self.symbols), dtype="float64")
         self._buffer: list[Tick] = []
         self._chunk_no = 0
+        self._rng = np.random.default_rng(seed)
         self.last_tick_ts: int | None = None
 
-    def _generate_chunk(self) -> list[Tick]:
-        rng = np.random.default_rng([self.seed, self._chunk_no])
+    def _generate_chunk(self) -> list[tuple]:
+        rng = self._rng
         self._chunk_no += 1
         base = self._chunk_no * _CHUNK - _CHUNK
-        idx = rng.integers(0, len(self.symbols), _CHUNK)
+        n_sym = len(self.symbols)
+        idx = rng.integers(0, n_sym, _CHUNK)
         rets = rng.normal(0.0, 0.0005, _CHUNK)
         sizes = rng.integers(1, 500, _CHUNK).astype("float64")
+        # per-symbol random walk, vectorised: cumulative returns within each symbol's segment
+        order = np.argsort(idx, kind="stable")
+        counts = np.bincount(idx, minlength=n_sym)
+        cs = np.cumsum(rets[order])
+        ends = np.cumsum(counts)
+        before = np.concatenate(([0.0], cs))[ends - counts]  # cumsum before each segment
+        log_p = np.log(self._prices)[idx[order]] + cs - np.repeat(before, counts)
         prices = np.empty(_CHUNK)
-        for s in range(len(self.symbols)):
-            mask = idx == s
-            if mask.any():
-                path = self._prices[s] * np.exp(np.cumsum(rets[mask]))
-                prices[mask] = np.round(path, 4)
-                self._prices[s] = path[-1]
+        prices[order] = np.round(np.exp(log_p), 4)
+        has = counts > 0
+        self._prices[has] = np.exp(log_p[ends[has] - 1])
         offsets = (np.arange(base, base + _CHUNK, dtype="float64") * self._step_ns).astype("int64")
         ts = (offsets + np.int64(self.start_ns)).tolist()
         syms = np.asarray(self.symbols, dtype=object)[idx].tolist()
