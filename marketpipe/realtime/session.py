@@ -61,6 +61,8 @@ class SessionReport:
     reconcile_details: list[dict] = field(default_factory=list)
     flush_latency_p50_ms: float | None = None
     flush_latency_p99_ms: float | None = None
+    flush_duration_p50_ms: float | None = None  # build + write + commit of one micro-batch
+    flush_duration_p99_ms: float | None = None
     duration_s: float = 0.0
     ended_by: str = ""
 
@@ -120,6 +122,7 @@ class RealtimeSession:
         self._vendor_bars: list[dict] = []
         self._streamed: dict = {}  # (symbol, ts ns) -> BarRow as stored (stream or REST)
         self._latencies: list[np.ndarray] = []
+        self._flush_durations: list[float] = []
         self._failure: BaseException | None = None
         self._started_ns = 0
         self._t0 = 0.0
@@ -264,6 +267,7 @@ class RealtimeSession:
             self._fail(exc)
 
     def _flush(self, final: bool = False) -> None:
+        started = time.monotonic()
         agg = self.aggregator
         rows, late = agg.take(final=final)
         recv = self.batcher.take()
@@ -299,6 +303,7 @@ class RealtimeSession:
             self._streamed[(r[0], r[1])] = r
         if len(recv):
             self._latencies.append(committed - recv)
+        self._flush_durations.append(committed - started)
         self.report.bars_written += written
         self.report.quarantined += quarantined
         self.report.flushes += 1
@@ -372,6 +377,10 @@ class RealtimeSession:
             lat = np.concatenate(self._latencies) * 1000.0
             r.flush_latency_p50_ms = round(float(np.percentile(lat, 50)), 2)
             r.flush_latency_p99_ms = round(float(np.percentile(lat, 99)), 2)
+        if self._flush_durations:
+            dur = np.asarray(self._flush_durations) * 1000.0
+            r.flush_duration_p50_ms = round(float(np.percentile(dur, 50)), 2)
+            r.flush_duration_p99_ms = round(float(np.percentile(dur, 99)), 2)
         return r
 
 

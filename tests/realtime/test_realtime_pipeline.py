@@ -150,3 +150,35 @@ def test_overload_counts_add_up_for_each_drop_policy(policy):
     assert int(sink.bars_frame()["trades"].sum()) == r.ticks_aggregated, (
         "every aggregated tick is stored"
     )
+
+
+@pytest.mark.timeout(30)
+def test_session_ends_at_until_and_reports_progress():
+    source = SyntheticTickSource(["AAPL", "MSFT"], 2_000, seed=9)
+    sink = MemorySink()
+    progress = []
+    until = pd.Timestamp.now(tz="UTC").to_pydatetime() + timedelta(seconds=1.3)
+    session = RealtimeSession(
+        source,
+        sink,
+        bar_window=timedelta(seconds=1),
+        allowed_lateness=timedelta(0),
+        flush_ms=50,
+        until=until,
+        on_progress=progress.append,
+    )
+    r = session.run()
+    assert r.ended_by == "deadline"
+    assert 1.0 <= r.duration_s < 5.0
+    assert progress and progress[-1].ticks_received > 0
+    assert int(sink.bars_frame()["trades"].sum()) == r.ticks_received == r.ticks_aggregated
+    assert r.flush_latency_p50_ms is not None and r.flush_duration_p50_ms is not None
+
+
+def test_naive_until_is_rejected():
+    from datetime import datetime
+
+    with pytest.raises(ConfigError, match="timezone-aware"):
+        RealtimeSession(
+            SyntheticTickSource(["AAPL"], 10, seed=1), MemorySink(), until=datetime(2030, 1, 1)
+        )

@@ -112,3 +112,23 @@ def test_bad_api_key_fails_fast_without_reconnecting():
         with pytest.raises(FatalError, match="authentication failed"):
             session.run()
         assert server.connections == 1 and server.auth_failures == 1
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_host_counts_as_a_failed_reconnect_and_fails_clearly():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens here
+    source = PolygonTickSource(
+        SYMBOLS, SecretStr(KEY), host=f"127.0.0.1:{port}", connect_timeout=0.5
+    )
+    session = RealtimeSession(
+        source, MemorySink(), duration=30, max_reconnects=1, backoff=(0.05, 2.0, 0.1)
+    )
+    with pytest.raises(
+        MarketpipeError, match=r"could not connect to 127\.0\.0\.1:\d+ within 0\.5s"
+    ):
+        session.run()
+    assert KEY not in str(session.report.disconnects), "the key never appears in reports"
