@@ -27,16 +27,13 @@ from marketpipe.errors import ConfigError, MarketpipeError
 from marketpipe.realtime.aggregator import (
     BarAggregator,
     MicroBatcher,
-    late_quarantine,
-    rows_to_bars,
 )
-from marketpipe.realtime.gapfill import GapTracker, RestBackfill, bar_rows, fetch_rest_bars
+from marketpipe.realtime.flusher import Flusher, start_thread
+from marketpipe.realtime.gapfill import GapTracker, RestBackfill, fetch_rest_bars
 from marketpipe.realtime.queue import BoundedTickQueue
 from marketpipe.realtime.reconcile import compare_bars
 from marketpipe.realtime.sink import BarSink, FlushFn, default_flush
 from marketpipe.realtime.ticks import SourceEnd, from_ns, now_ns
-
-_EMPTY_Q = pd.DataFrame()
 
 
 @dataclass
@@ -111,7 +108,6 @@ class RealtimeSession:
         self.max_reconnects = max_reconnects
         self.backoff = backoff
         self._flush_fn = flush or default_flush
-        self._on_flush = on_flush
         self._on_progress = on_progress
         self.report = SessionReport(run_id=run_id or uuid.uuid4().hex[:12])
         self._stop = threading.Event()
@@ -120,9 +116,17 @@ class RealtimeSession:
         self._lock = threading.Lock()
         self._gaps = GapTracker()
         self._vendor_bars: list[dict] = []
-        self._streamed: dict = {}  # (symbol, ts ns) -> BarRow as stored (stream or REST)
-        self._latencies: list[np.ndarray] = []
-        self._flush_durations: list[float] = []
+        self._flusher = Flusher(
+            sink,
+            self._flush_fn,
+            interval=self.aggregator.interval,
+            source=self.aggregator.source,
+            window_ns=self.aggregator.window_ns,
+            lateness_ns=self.aggregator.lateness_ns,
+            run_id=self.report.run_id,
+            on_flush=on_flush,
+            on_error=self._fail,
+        )
         self._failure: BaseException | None = None
         self._started_ns = 0
         self._t0 = 0.0
@@ -151,10 +155,9 @@ class RealtimeSession:
         self._t0 = time.monotonic()
         self._started_ns = now_ns()
         deadline = self._deadline()
-        producer = threading.Thread(target=self._produce, name="mp-rt-producer", daemon=True)
-        consumer = threading.Thread(target=self._consume, name="mp-rt-consumer", daemon=True)
-        consumer.start()
-        producer.start()
+        self._flusher.start()
+        consumer = start_thread(self._consume, "mp-rt-consumer")
+        producer = start_thread(self._produce, "mp-rt-producer")
         last_progress = time.monotonic()
         while not self._stop.is_set() and not self._done.is_set():
             if deadline is not None and time.monotonic() >= deadline:
@@ -174,8 +177,8 @@ class RealtimeSession:
         producer.join(timeout=15)
         self._draining.set()
         consumer.join(timeout=120)
-        if consumer.is_alive():
-            self._fail(MarketpipeError("realtime consumer did not finish draining within 120 s"))
+        if consumer.is_alive() or not self._flusher.close(timeout=120):
+            self._fail(MarketpipeError("realtime session did not finish flushing within 120 s"))
         elif self.reconcile and self.rest_backfill is not None and self._failure is None:
             self._reconcile()
         report = self._snapshot()
@@ -267,50 +270,24 @@ class RealtimeSession:
             self._fail(exc)
 
     def _flush(self, final: bool = False) -> None:
-        started = time.monotonic()
+        """Hand the changed bars and late ticks to the flusher (one micro-batch)."""
         agg = self.aggregator
         rows, late = agg.take(final=final)
         recv = self.batcher.take()
         with self._lock:
             vendor, self._vendor_bars = self._vendor_bars, []
-        bars = rows_to_bars(rows, agg.interval, agg.source)
+        extra = None
         if vendor and not getattr(self.source, "subscribe_trades", True):
             # aggregates-only subscription: vendor minute bars are the bars
-            vbars = conform_bars(
+            extra = conform_bars(
                 pd.DataFrame(vendor).assign(
                     interval="1m",
                     source=agg.source,
                     ts=lambda d: pd.to_datetime(d["ts"], unit="ns", utc=True),
                 )
             )
-            bars = pd.concat([bars, vbars], ignore_index=True) if len(bars) else vbars
-        if not len(bars) and not late:
-            return
-        quarantine = (
-            late_quarantine(
-                late,
-                window_ns=agg.window_ns,
-                lateness_ns=agg.lateness_ns,
-                interval=agg.interval,
-                run_id=self.report.run_id,
-            )
-            if late
-            else _EMPTY_Q
-        )
-        written, quarantined = self._flush_fn(self.sink, bars, quarantine)
-        committed = time.monotonic()
-        for r in rows:
-            self._streamed[(r[0], r[1])] = r
-        if len(recv):
-            self._latencies.append(committed - recv)
-        self._flush_durations.append(committed - started)
-        self.report.bars_written += written
-        self.report.quarantined += quarantined
-        self.report.flushes += 1
-        if self._on_flush:
-            self._on_flush(
-                {"bars": written, "quarantined": quarantined, "ticks": len(recv), "final": final}
-            )
+        if rows or late or extra is not None:
+            self._flusher.submit(rows, late, recv, extra, final)
 
     # ------------------------------------------------------------------ REST
     def _rest_bars(self, start_ns: int, end_ns: int) -> pd.DataFrame:
@@ -318,13 +295,6 @@ class RealtimeSession:
         return fetch_rest_bars(
             self.rest_backfill, self.source.symbols, agg.interval, agg.window_ns, start_ns, end_ns
         )
-
-    def _write_rest(self, bars: pd.DataFrame) -> int:
-        if not len(bars):
-            return 0
-        written, _ = self._flush_fn(self.sink, bars, _EMPTY_Q)
-        self._streamed.update(bar_rows(bars))
-        return written
 
     def _fill_gaps(self, force: bool) -> None:
         """Backfill outages over REST once their windows are closed (so REST bars are final)."""
@@ -340,9 +310,10 @@ class RealtimeSession:
             )
             return
         self._flush()  # streamed versions first, so REST's version is the one that stays
+        self._flusher.wait_idle()
         for g in ready:
             try:
-                self.report.gap_filled_bars += self._write_rest(
+                self.report.gap_filled_bars += self._flusher.write_now(
                     self._rest_bars(g.start_ns, g.end_ns)
                 )
             except MarketpipeError as exc:
@@ -351,16 +322,17 @@ class RealtimeSession:
                 )
 
     def _reconcile(self) -> None:
-        if not self._streamed:
+        streamed = self._flusher.streamed
+        if not streamed:
             return
-        ts = [k[1] for k in self._streamed]
+        ts = [k[1] for k in streamed]
         try:
             rest = self._rest_bars(min(ts), max(ts))
         except MarketpipeError as exc:
             self.report.gap_fill_errors.append(f"reconciliation skipped: {exc}")
             return
-        wins, count, details = compare_bars(self._streamed, rest)
-        self._write_rest(wins)
+        wins, count, details = compare_bars(streamed, rest)
+        self._flusher.write_now(wins)
         self.report.reconcile_differences = count
         self.report.reconcile_details = details
 
@@ -373,12 +345,14 @@ class RealtimeSession:
         r.ticks_aggregated, r.late_ticks = self.aggregator.aggregated, self.aggregator.late
         r.duration_s = round(time.monotonic() - self._t0, 3)
         r.ticks_per_sec = round(r.ticks_received / r.duration_s, 1) if r.duration_s else 0.0
-        if self._latencies:
-            lat = np.concatenate(self._latencies) * 1000.0
+        f = self._flusher
+        r.bars_written, r.quarantined, r.flushes = f.bars_written, f.quarantined, f.flushes
+        if f.latencies:
+            lat = np.concatenate(f.latencies) * 1000.0
             r.flush_latency_p50_ms = round(float(np.percentile(lat, 50)), 2)
             r.flush_latency_p99_ms = round(float(np.percentile(lat, 99)), 2)
-        if self._flush_durations:
-            dur = np.asarray(self._flush_durations) * 1000.0
+        if f.durations:
+            dur = np.asarray(f.durations) * 1000.0
             r.flush_duration_p50_ms = round(float(np.percentile(dur, 50)), 2)
             r.flush_duration_p99_ms = round(float(np.percentile(dur, 99)), 2)
         return r

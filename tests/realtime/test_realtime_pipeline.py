@@ -182,3 +182,26 @@ def test_naive_until_is_rejected():
         RealtimeSession(
             SyntheticTickSource(["AAPL"], 10, seed=1), MemorySink(), until=datetime(2030, 1, 1)
         )
+
+
+@pytest.mark.timeout(30)
+def test_flush_runs_in_the_callers_context_and_sink_failures_fail_the_session():
+    import contextvars
+
+    from marketpipe.errors import MarketpipeError
+
+    flow_ctx: contextvars.ContextVar[str] = contextvars.ContextVar("flow_ctx", default="missing")
+    seen = []
+
+    def flush(sink, bars, quarantine):
+        seen.append(flow_ctx.get())
+        raise OSError("disk full")
+
+    flow_ctx.set("flow-run-1")
+    source = SyntheticTickSource(["AAPL"], 1_000_000, seed=2, paced=False, limit=5_000)
+    session = RealtimeSession(
+        source, MemorySink(), bar_window=timedelta(seconds=1), duration=20, flush=flush
+    )
+    with pytest.raises(MarketpipeError, match="realtime session failed: disk full"):
+        session.run()
+    assert seen and set(seen) == {"flow-run-1"}, "the flush callable sees the caller's contextvars"
