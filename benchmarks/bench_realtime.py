@@ -117,7 +117,7 @@ def _run(url: str, window: timedelta, *, ticks: int, paced: bool) -> tuple[Sessi
             allowed_lateness=timedelta(seconds=1),
             queue_max=50_000,
             batch_size=20_000,
-            flush_ms=100,
+            flush_ms=50,
             duration=600,
             reconcile=False,
         )

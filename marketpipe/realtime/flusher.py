@@ -133,6 +133,8 @@ class Flusher:
         committed = time.monotonic()
         for r in rows:
             self.streamed[(r[0], r[1])] = r
+        if extra_bars is not None and len(extra_bars):
+            self.streamed.update(bar_rows(extra_bars))
         if len(recv):
             self.latencies.append(committed - recv)
         self.durations.append(committed - started)

@@ -94,6 +94,8 @@ class RealtimeSession:
             raise ConfigError("until must be timezone-aware (UTC)")
         if max_reconnects < 0 or len(backoff) != 3 or backoff[0] < 0 or backoff[1] < 1:
             raise ConfigError("max_reconnects >= 0 and backoff=(initial s, factor >= 1, max s)")
+        if not getattr(source, "subscribe_trades", True) and bar_window != timedelta(minutes=1):
+            raise ConfigError("a minute-aggregates-only source needs bar_window=1 minute")
         self.source = source
         self.sink = sink
         self.queue = BoundedTickQueue(queue_max, drop_policy)

@@ -132,3 +132,31 @@ def test_unreachable_host_counts_as_a_failed_reconnect_and_fails_clearly():
     ):
         session.run()
     assert KEY not in str(session.report.disconnects), "the key never appears in reports"
+
+
+@pytest.mark.timeout(60)
+def test_minute_aggregates_only_subscription_stores_vendor_minute_bars():
+    ticks = _live_ticks(1.0, seed=15)
+    sink = MemorySink()
+    with PolygonWsServer(ticks, KEY) as server:
+        source = PolygonTickSource(
+            SYMBOLS, SecretStr(KEY), host=server.host, subscribe_trades=False, connect_timeout=3.0
+        )
+        report = RealtimeSession(source, sink, bar_window=timedelta(minutes=1), duration=2.5).run()
+        assert set(server.subscriptions[0].split(",")) == {"AM.AAPL", "AM.MSFT"}
+    assert report.ticks_received == 0 and report.vendor_bars >= len(SYMBOLS)
+    got = sink.bars_frame()
+    want = expected_bars(ticks, "1min", "1m", "polygon")
+    assert list(zip(got["symbol"], got["ts"], strict=True)) == list(
+        zip(want["symbol"], want["ts"], strict=True)
+    )
+    for col in ("open", "high", "low", "close", "volume", "vwap"):
+        assert got[col].tolist() == pytest.approx(want[col].tolist()), col
+
+
+def test_aggregates_only_needs_minute_bars():
+    source = PolygonTickSource(SYMBOLS, SecretStr(KEY), host="127.0.0.1:1", subscribe_trades=False)
+    from marketpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="bar_window=1 minute"):
+        RealtimeSession(source, MemorySink(), bar_window=timedelta(seconds=1))
