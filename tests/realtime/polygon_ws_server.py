@@ -6,7 +6,8 @@ Protocol: on connect send `[{"ev":"status","status":"connected",...}]`; expect
 arrays, each tick sent when the wall clock reaches its timestamp (a live feed), and an `AM`
 minute aggregate once a minute's ticks are all sent.
 
-`drop()` aborts the connection (no close frame: the client sees an error and must reconnect).
+`drop()` (or `drop_after_ticks`) aborts the connection (no close frame: the client sees an error
+and must reconnect).
 A reconnecting client resumes with the ticks *after* the reconnect instant: ticks during the
 outage are never sent over the websocket (only the REST fake has them).
 """
@@ -30,10 +31,15 @@ class PolygonWsServer:
         api_key: str = "test-key",
         *,
         drop_after_subscribe: bool = False,
+        drop_after_ticks: int | None = None,
     ):
         """`ticks`: columns symbol, ts (UTC, ms resolution), price, size; sorted by ts."""
         self.api_key = api_key
         self.drop_after_subscribe = drop_after_subscribe
+        self.drop_after_ticks = (
+            drop_after_ticks  # abort the first connection once this many are sent
+        )
+        self.dropped_at_ms: int | None = None  # timestamp of the last tick sent before that drop
         df = ticks.sort_values("ts", kind="stable").reset_index(drop=True)
         self._ts_ms = (df["ts"].astype("datetime64[ms, UTC]").astype("int64")).tolist()
         self._events = [
@@ -180,6 +186,11 @@ class PolygonWsServer:
                     await ws.send(json.dumps(batch))
                     self.sent_ticks += j - i
                 i = j
+                if self.drop_after_ticks is not None and self.dropped_at_ms is None:
+                    if self.sent_ticks >= self.drop_after_ticks:
+                        self.dropped_at_ms = sent_upto
+                        ws.transport.abort()
+                        return
             else:
                 await asyncio.sleep(min(0.01, max(0.0, (self._ts_ms[i] - now_ms) / 1000)))
 
