@@ -2,8 +2,9 @@
 
 Threads: a producer runs the source (reconnecting with exponential backoff + jitter after a
 disconnect, at most `max_reconnects` times); a consumer drains the queue into the aggregator and
-flushes micro-batches through `flush(sink, bars, quarantine)`; the caller's thread waits for the
-end (`until`, `duration`, `stop()`, source exhausted or failure), then everything held is flushed,
+hands micro-batches to a flusher thread that commits them, in order, through
+`flush(sink, bars, quarantine)` (one call per micro-batch, never per tick); the caller's thread
+waits for the end (`until`, `duration`, `stop()`, source exhausted or failure), then everything held is flushed,
 outage windows are gap-filled over REST and the session is reconciled with REST (REST wins).
 Prefect-free: the lead wraps `flush` as one task call per micro-batch.
 """
@@ -24,15 +25,13 @@ import pandas as pd
 
 from marketpipe.bars import conform_bars
 from marketpipe.errors import ConfigError, MarketpipeError
-from marketpipe.realtime.aggregator import (
-    BarAggregator,
-    MicroBatcher,
-)
+from marketpipe.realtime.aggregator import BarAggregator, MicroBatcher
 from marketpipe.realtime.flusher import Flusher, start_thread
 from marketpipe.realtime.gapfill import GapTracker, RestBackfill, fetch_rest_bars
 from marketpipe.realtime.queue import BoundedTickQueue
 from marketpipe.realtime.reconcile import compare_bars
 from marketpipe.realtime.sink import BarSink, FlushFn, default_flush
+from marketpipe.realtime.sources import TickSource
 from marketpipe.realtime.ticks import SourceEnd, from_ns, now_ns
 
 
@@ -68,9 +67,20 @@ class SessionReport:
 
 
 class RealtimeSession:
+    """One trading session of real-time bars.
+
+    `until` (aware datetime, e.g. the XNYS close) and/or `duration` bound the run; `stop()` ends it
+    early. `backoff=(initial s, factor, cap s)` with jitter x[0.5, 1]; more than `max_reconnects`
+    disconnects fail the session with a `MarketpipeError`. `rest_backfill(symbols, start, end)`
+    returns bars at `bar_window` whose start is in [start, end]; it fills outages (once their
+    windows are closed) and, with `reconcile`, is compared with the streamed bars at the end (REST
+    wins). `flush(sink, bars, quarantine) -> (bars, quarantined)` defaults to writing to `sink`;
+    `on_flush(info)` after each commit, `on_progress(report)` about once a second.
+    """
+
     def __init__(
         self,
-        source,
+        source: TickSource,
         sink: BarSink,
         *,
         bar_window: timedelta = timedelta(minutes=1),

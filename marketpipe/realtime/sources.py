@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 from pydantic import SecretStr
@@ -26,8 +27,26 @@ from marketpipe.realtime.ticks import SourceEnd, Tick, now_ns, to_ns
 _CHUNK = 1000
 _repeat = itertools.repeat
 
-OnConnected = Callable[[int], None]  # called with the reconnect instant (ns, UTC)
+OnConnected = Callable[[int], None]  # data flows on this connection; the instant (ns, UTC)
 OnBar = Callable[[dict], None]  # a vendor minute bar, canonical field names, ts in ns
+
+
+class TickSource(Protocol):
+    """What `RealtimeSession` needs from a source."""
+
+    name: str
+    symbols: tuple[str, ...]
+
+    def run(
+        self,
+        queue: BoundedTickQueue,
+        stop: threading.Event,
+        on_connected: OnConnected | None = None,
+        on_bar: OnBar | None = None,
+    ) -> SourceEnd:
+        """Stream one connection's ticks into `queue` until it ends, `stop` is set or the source
+        is exhausted; say which. Raise `FatalError` for what reconnecting cannot fix."""
+        ...
 
 
 class SyntheticTickSource:
