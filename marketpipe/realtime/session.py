@@ -170,15 +170,12 @@ class RealtimeSession:
         self._flusher.start()
         consumer = start_thread(self._consume, "mp-rt-consumer")
         producer = start_thread(self._produce, "mp-rt-producer")
-        last_progress = time.monotonic()
-        while not self._stop.is_set() and not self._done.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                self.report.ended_by = "deadline"
-                break
-            self._stop.wait(0.05)
-            if self._on_progress and time.monotonic() - last_progress >= 1.0:
-                last_progress = time.monotonic()
-                self._on_progress(self._snapshot())
+        interrupted = False
+        try:
+            self._wait_for_end(deadline)
+        except KeyboardInterrupt:  # Ctrl-C: flush what we hold, then re-raise
+            interrupted = True
+            self.report.ended_by = "interrupt"
         if not self.report.ended_by:
             self.report.ended_by = (
                 "failure"
@@ -198,7 +195,20 @@ class RealtimeSession:
             if isinstance(self._failure, MarketpipeError):
                 raise self._failure
             raise MarketpipeError(f"realtime session failed: {self._failure}") from self._failure
+        if interrupted:
+            raise KeyboardInterrupt
         return report
+
+    def _wait_for_end(self, deadline: float | None) -> None:
+        last_progress = time.monotonic()
+        while not self._stop.is_set() and not self._done.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                self.report.ended_by = "deadline"
+                return
+            self._stop.wait(0.05)
+            if self._on_progress and time.monotonic() - last_progress >= 1.0:
+                last_progress = time.monotonic()
+                self._on_progress(self._snapshot())
 
     # ------------------------------------------------------------------ producer
     def _produce(self) -> None:

@@ -61,3 +61,35 @@ def test_sigterm_flushes_everything_received(tmp_path):
     start = pd.Timestamp(report["start_ns"], unit="ns", tz="UTC")
     ticks = SyntheticTickSource(["AAPL", "MSFT"], 5_000, seed=5, start=start).take(n)
     assert_bars_equal(stored, expected_bars(ticks_frame(ticks), "1s", "1s", "synthetic"))
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_flushes_then_reraises():
+    import threading
+    from datetime import timedelta
+
+    from marketpipe.realtime import MemorySink, RealtimeSession
+
+    source = SyntheticTickSource(["AAPL"], 2_000, seed=8)
+    sink = MemorySink()
+    first_flush = threading.Event()
+    session = RealtimeSession(
+        source,
+        sink,
+        bar_window=timedelta(seconds=1),
+        flush_ms=50,
+        duration=30,
+        on_flush=lambda info: first_flush.set(),
+    )
+
+    def interrupt():
+        first_flush.wait(20)
+        time.sleep(0.3)
+        signal.raise_signal(signal.SIGINT)  # delivered to the main thread, which is in run()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        session.run()
+    r = session.report
+    assert r.ended_by == "interrupt" and r.ticks_received > 0
+    assert int(sink.bars_frame()["trades"].sum()) == r.ticks_received
