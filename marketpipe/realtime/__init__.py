@@ -4,7 +4,7 @@ from marketpipe.realtime.aggregator import BarAggregator, MicroBatcher, interval
 from marketpipe.realtime.queue import BoundedTickQueue, QueueStats
 from marketpipe.realtime.session import RealtimeSession, SessionReport, install_sigterm
 from marketpipe.realtime.sink import BarSink, HotStoreSink, MemorySink, default_flush
-from marketpipe.realtime.sources import PolygonTickSource, SyntheticTickSource
+from marketpipe.realtime.sources import PolygonTickSource, SyntheticTickSource, TickSource
 from marketpipe.realtime.ticks import SourceEnd, Tick, ticks_frame
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "SourceEnd",
     "SyntheticTickSource",
     "Tick",
+    "TickSource",
     "default_flush",
     "install_sigterm",
     "interval_label",

@@ -203,9 +203,7 @@ def late_quarantine(
             }
         )
     df = pd.DataFrame(records, columns=list(QUARANTINE_COLUMNS))
-    if not records:
-        df = df.astype({"ts": TS_DTYPE, "quarantined_at": TS_DTYPE})
-    return df
+    return df.astype({"ts": TS_DTYPE, "quarantined_at": TS_DTYPE})
 
 
 class MicroBatcher:
