@@ -37,7 +37,12 @@ BAR_DTYPES: dict[str, str] = {
     "trades": "Int64",
     "source": "str",
 }
-INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")
+INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h", "1d")  # what providers are asked for
+# bars the real-time aggregator builds (windows that divide a minute); stored like any other
+SUB_MINUTE_INTERVALS: tuple[str, ...] = tuple(
+    f"{s}s" for s in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)
+)
+STORED_INTERVALS: tuple[str, ...] = SUB_MINUTE_INTERVALS + INTERVALS
 INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {
     "1m": pd.Timedelta(minutes=1),
     "5m": pd.Timedelta(minutes=5),

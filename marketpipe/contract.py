@@ -41,9 +41,9 @@ import pyarrow.compute as pc
 from marketpipe.bars import (
     BAR_COLUMNS,
     BAR_KEY,
-    INTERVALS,
     OPTIONAL_COLUMNS,
     PRICE_COLUMNS,
+    STORED_INTERVALS,
     TS_DTYPE,
     conform_bars,
 )
@@ -106,7 +106,7 @@ DETAILS: dict[str, str] = {
     "high_lt_low": "high < low",
     "future_bar": "bar starts after now",
     "bad_symbol": f"symbol is not {SYMBOL_PATTERN} (ASCII, <=32 chars, no '..' or '//')",
-    "bad_interval": f"interval is not one of {', '.join(INTERVALS)}",
+    "bad_interval": f"interval is not one of {', '.join(STORED_INTERVALS)}",
     "duplicate_key": "(symbol, interval, ts) repeats an earlier row",
 }
 
@@ -219,7 +219,7 @@ def check_bad_symbol(df: pd.DataFrame) -> pd.Series:
 
 
 def check_bad_interval(df: pd.DataFrame) -> pd.Series:
-    return _by_unique(df["interval"], lambda v: v in INTERVALS)
+    return _by_unique(df["interval"], lambda v: v in STORED_INTERVALS)
 
 
 def make_future_bar_check(now: pd.Timestamp | None = None) -> Callable[[pd.DataFrame], pd.Series]:

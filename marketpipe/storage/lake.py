@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from marketpipe.bars import INTERVALS, conform_bars, empty_bars
+from marketpipe.bars import STORED_INTERVALS, conform_bars, empty_bars
 from marketpipe.errors import ConfigError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
 from marketpipe.storage.lake_merge import merge_partition, sort_unique_last, split_rows
@@ -228,7 +228,11 @@ class ParquetLake:
     def _intervals(self, base: str = "") -> list[str]:
         out = []
         for name, kind, _ in self.io.list_dir(f"{base}{DATASET_DIR}"):
-            if kind == "directory" and name.startswith("interval=") and name[9:] in INTERVALS:
+            if (
+                kind == "directory"
+                and name.startswith("interval=")
+                and name[9:] in STORED_INTERVALS
+            ):
                 out.append(name[9:])
         return sorted(out)
 

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 
 import pyarrow as pa
 
-from marketpipe.bars import INTERVALS
+from marketpipe.bars import STORED_INTERVALS
 from marketpipe.errors import ConfigError
 from marketpipe.symbols import validate_symbol
 
@@ -54,9 +54,9 @@ PARTITION_SCHEMA = pa.schema(
 
 def validate_interval(interval: str) -> str:
     """Return `interval` if it is a known bar interval, else raise ConfigError."""
-    if interval not in INTERVALS:
+    if interval not in STORED_INTERVALS:
         raise ConfigError(
-            f"invalid interval {str(interval)[:20]!r}: use one of {', '.join(INTERVALS)}"
+            f"invalid interval {str(interval)[:20]!r}: use one of {', '.join(STORED_INTERVALS)}"
         )
     return interval
 
