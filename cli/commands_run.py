@@ -22,6 +22,9 @@ def run(
     end: str = typer.Option(None, help="Last date YYYY-MM-DD (default: today)."),
     interval: str = typer.Option("1d", help="1m | 5m | 15m | 1h | 1d."),
     replay_path: str = typer.Option(None, "--replay-path", help="File for --source replay."),
+    duration: float = typer.Option(
+        None, help="Seconds to stream in --mode realtime|hybrid (default: until the XNYS close)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the plan; touch no store."),
 ):
     """Run the pipeline (default: offline synthetic daily bars for AAPL, MSFT, SPY, last 90 days)."""
@@ -47,7 +50,7 @@ def run(
         return
     from flows.pipeline import pipeline
 
-    reports = pipeline(**params)
+    reports = pipeline(**params, duration_s=duration)
     _print_reports(reports)
 
 
@@ -69,6 +72,8 @@ def _print_reports(reports: dict) -> None:
             )
             typer.echo(f"  hot store: {rep['hot']}")
             typer.echo(f"  cold lake: {rep['cold']}")
+        elif stage == "realtime":
+            typer.echo("realtime session: " + ", ".join(f"{k}={v}" for k, v in rep.items()))
         elif stage == "processing":
             t = rep["totals"]
             typer.echo(f"processing {rep['interval']} {rep['start']}..{rep['end']}: {t}")

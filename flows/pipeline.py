@@ -9,6 +9,7 @@ from prefect import flow
 from flows.historical import historical
 from flows.ingestion import ingestion
 from flows.processing import processing
+from flows.realtime import realtime_session
 from marketpipe.errors import ConfigError
 
 STAGES = ("ingestion", "processing", "historical")
@@ -35,10 +36,17 @@ def pipeline(
     interval: str = "1d",
     source: str = "synthetic",
     replay_path: str | None = None,
+    duration_s: float | None = None,
 ) -> dict:
     """Run `stages` (default: ingestion) in `mode` for the symbols and dates; returns per-stage reports."""
     stages = check_stages(list(stages or ["ingestion"]), mode)
     reports: dict[str, dict] = {}
+    if mode in ("realtime", "hybrid"):
+        # a streaming session replaces the batch stages (ingestion would race the stream)
+        reports["realtime"] = realtime_session(
+            mode=mode, source=source, symbols=symbols, duration_s=duration_s
+        )
+        return reports
     common = dict(symbols=symbols, start=start, end=end, interval=interval)
     for stage in stages:
         if stage == "ingestion":

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     hot_days: Annotated[int, Field(ge=0, le=36500)] = 30
     polygon_base_url: str = "https://api.polygon.io"
+    polygon_ws_host: str = "socket.polygon.io"
+    polygon_ws_secure: bool = True
     polygon_rate_limit: str = "5/min"
     yahoo_rate_limit: str = "60/min"
     polygon_api_key: SecretStr | None = Field(
