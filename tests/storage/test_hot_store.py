@@ -14,7 +14,7 @@ from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, conform_bars
 from marketpipe.errors import ContractError, ServiceUnavailable, StoreError, is_retryable
 from marketpipe.storage.hot import SqlHotStore
 from marketpipe.storage.hot_migrate import head_revision
-from tests.storage.conftest import make_bars
+from tests.storage.frames import make_bars
 
 UTC = "UTC"
 
