@@ -83,18 +83,30 @@ class SqlHotStore:
     def _insert(self, table: sa.Table):
         return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
 
-    def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
-        """INSERT … ON CONFLICT (primary key) DO UPDATE the given columns; new values win."""
+    def _upsert(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: list[dict],
+        compare: Iterable[str] | None = None,
+    ) -> int:
+        """INSERT … ON CONFLICT (primary key) DO UPDATE the given columns; new values win.
+
+        With `compare`, a conflicting row is only rewritten when one of those columns differs
+        (so re-writing identical rows leaves them, and their `ingested_at`, untouched).
+        """
         if not rows:
             return 0
         ins = self._insert(table)
         keys = [c.name for c in table.primary_key.columns]
         updates = {c: ins.excluded[c] for c in rows[0] if c not in keys}
-        stmt = (
-            ins.on_conflict_do_update(index_elements=keys, set_=updates)
-            if updates
-            else (ins.on_conflict_do_nothing(index_elements=keys))
-        )
+        if not updates:
+            conn.execute(ins.on_conflict_do_nothing(index_elements=keys), rows)
+            return len(rows)
+        where = None
+        if compare is not None:
+            where = sa.or_(*[table.c[c].is_distinct_from(ins.excluded[c]) for c in compare])
+        stmt = ins.on_conflict_do_update(index_elements=keys, set_=updates, where=where)
         conn.execute(stmt, rows)
         return len(rows)
 
@@ -122,8 +134,10 @@ class SqlHotStore:
     def upsert_bars(self, df: pd.DataFrame) -> int:
         """Insert or replace bars on (symbol, interval, ts), all or nothing; returns rows written.
 
-        Duplicate keys inside `df` keep the last row. `last_write_path` records whether
-        PostgreSQL took the pure-append COPY path or the staged merge.
+        Duplicate keys inside `df` keep the last row. A stored row whose values all equal the
+        new ones is left as it is (`ingested_at` = when its values last changed).
+        `last_write_path` records whether PostgreSQL took the pure-append COPY path or the
+        staged merge.
         """
         if df is None or len(df) == 0:
             return 0
@@ -139,7 +153,7 @@ class SqlHotStore:
         for rec in records:
             rec["ingested_at"] = now
         with self._tx() as conn:
-            self._upsert(conn, t.bars, records)
+            self._upsert(conn, t.bars, records, compare=_BAR_VALUE_COLUMNS[:-1])
         self.last_write_path = "upsert"
         return len(records)
 

@@ -33,6 +33,9 @@ ON CONFLICT (symbol, interval, ts) DO UPDATE SET
     open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
     volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trades = EXCLUDED.trades,
     source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
+WHERE (b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trades, b.source)
+    IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,
+                      EXCLUDED.volume, EXCLUDED.vwap, EXCLUDED.trades, EXCLUDED.source)
 """
 
 
@@ -53,7 +56,12 @@ class PgBarsWriter:
     def _connection(self) -> adbc.Connection:
         if self._conn is None:
             try:
-                self._conn = adbc.connect(self._uri)
+                conn = adbc.connect(self._uri)
+                with conn.cursor() as cur:
+                    # room for the staging table in memory (an upper bound, allocated on use)
+                    cur.execute("SET temp_buffers = '256MB'")
+                conn.commit()
+                self._conn = conn
             except adbc.Error as exc:
                 raise ServiceUnavailable(
                     f"PostgreSQL unreachable at {self._masked}: {_message(exc)}"
@@ -63,7 +71,7 @@ class PgBarsWriter:
     def write(self, df: pd.DataFrame, ingested_at: pd.Timestamp) -> tuple[int, WritePath]:
         """Upsert deduplicated canonical bars; returns (rows, path taken)."""
         table = pa.Table.from_pandas(df, preserve_index=False)
-        stamp = pa.array([ingested_at] * len(df), type=pa.timestamp("us", tz="UTC"))
+        stamp = pa.repeat(pa.scalar(ingested_at, type=pa.timestamp("us", tz="UTC")), len(df))
         table = table.append_column("ingested_at", stamp)
         with self._lock:
             conn = self._connection()

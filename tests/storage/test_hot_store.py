@@ -111,6 +111,18 @@ def test_changed_values_win(hot_store):
     assert _ingested_at(hot_store) > first_ingest
 
 
+def test_identical_rewrite_leaves_rows_untouched(hot_store):
+    bars = make_bars(periods=5)
+    hot_store.upsert_bars(bars)
+    before = _ingested_at(hot_store)
+    assert hot_store.upsert_bars(bars) == 5
+    assert _ingested_at(hot_store) == before
+    changed = bars.assign(vwap=np.nan)  # null-safe comparison: NaN/NULL vs value is a change
+    hot_store.upsert_bars(changed)
+    assert hot_store.read_bars("AAPL", "1m")["vwap"].isna().all()
+    assert _ingested_at(hot_store) > before
+
+
 def test_disjoint_append_takes_fast_path_on_postgres(hot_store):
     hot_store.upsert_bars(make_bars(periods=10))
     later = make_bars(start="2024-01-02 14:40", periods=10)  # after the stored range

@@ -50,8 +50,10 @@ def upgrade() -> None:
         sa.Column("ingested_at", TS, nullable=False, server_default=sa.func.current_timestamp()),
         sa.PrimaryKeyConstraint("symbol", "interval", "ts", name="bars_pkey"),
     )
-    # tiering scans `ts < cutoff` across all symbols; the PK serves per-symbol ranges
-    op.create_index("bars_ts_idx", "bars", ["ts"])
+    # tiering scans `ts < cutoff` across all symbols; the PK serves per-symbol ranges. On
+    # PostgreSQL a BRIN index: bars arrive roughly in time order, and a B-tree on ts made bulk
+    # upserts ~3x slower (measured); SQLite ignores `postgresql_using` and builds a B-tree.
+    op.create_index("bars_ts_idx", "bars", ["ts"], postgresql_using="brin")
 
     op.create_table(
         "corporate_actions",
