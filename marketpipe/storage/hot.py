@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from marketpipe.bars import BAR_COLUMNS, BAR_KEY
+from marketpipe.bars import BAR_COLUMNS, BAR_KEY, conform_bars, empty_bars
 from marketpipe.errors import ContractError
 from marketpipe.storage import hot_tables as t
 from marketpipe.storage.hot_analytics import AnalyticsTables
@@ -23,7 +23,9 @@ from marketpipe.storage.hot_frames import (
     as_symbols,
     bars_frame,
     canonical_bars,
+    from_epoch_us,
     quarantine_records,
+    sqlite_bar_rows,
     to_date,
     to_records,
     to_utc,
@@ -31,9 +33,23 @@ from marketpipe.storage.hot_frames import (
     utc_now,
 )
 from marketpipe.storage.hot_ledger import LedgerTables
-from marketpipe.storage.pg_bars_copy import PgBarsWriter
+from marketpipe.storage.pg_bars_copy import PgBulkBars
 
-_BAR_VALUE_COLUMNS = [c for c in BAR_COLUMNS if c not in BAR_KEY] + ["ingested_at"]
+# SQLite bulk upsert: one executemany of this fixed, parametrised statement (timestamps are
+# pre-converted to epoch µs, skipping per-value type processing). Identical rows are not rewritten.
+_SQLITE_UPSERT_BARS = """
+INSERT INTO bars (symbol, interval, ts, open, high, low, close, volume, vwap, trades, source,
+                  ingested_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol, interval, ts) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades,
+    source = excluded.source, ingested_at = excluded.ingested_at
+WHERE bars.open IS NOT excluded.open OR bars.high IS NOT excluded.high
+    OR bars.low IS NOT excluded.low OR bars.close IS NOT excluded.close
+    OR bars.volume IS NOT excluded.volume OR bars.vwap IS NOT excluded.vwap
+    OR bars.trades IS NOT excluded.trades OR bars.source IS NOT excluded.source
+"""
 
 
 class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
@@ -41,15 +57,15 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
 
     def __init__(self, url: str, *, migrate: bool = True):
         super().__init__(url)
-        self._pg_writer = PgBarsWriter(self.sa_url) if self.dialect == "postgresql" else None
+        self._pg_bulk = PgBulkBars(self.sa_url) if self.dialect == "postgresql" else None
         self.last_write_path: str | None = None  # "append" | "upsert" of the last upsert_bars
         if migrate:
             self.migrate()
 
     def dispose(self) -> None:
         """Close every connection, pooled and bulk-load (the store reconnects if used again)."""
-        if self._pg_writer is not None:
-            self._pg_writer.close()
+        if self._pg_bulk is not None:
+            self._pg_bulk.close()
         super().dispose()
 
     # ---------------------------------------------------------------- bars
@@ -68,16 +84,14 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         if dupes.any():
             bars = bars.loc[~dupes].reset_index(drop=True)
         now = pd.Timestamp(utc_now())
-        if self._pg_writer is not None:
-            rows, self.last_write_path = self._pg_writer.write(bars, now)
+        if self._pg_bulk is not None:
+            rows, self.last_write_path = self._pg_bulk.write(bars, now)
             return rows
-        records = to_records(bars, BAR_COLUMNS)
-        for rec in records:
-            rec["ingested_at"] = now
+        rows = sqlite_bar_rows(bars, now.value // 1000)
         with self._tx() as conn:
-            self._upsert(conn, t.bars, records, compare=_BAR_VALUE_COLUMNS[:-1])
+            conn.exec_driver_sql(_SQLITE_UPSERT_BARS, rows)
         self.last_write_path = "upsert"
-        return len(records)
+        return len(rows)
 
     def _bar_filter(self, symbols, interval, start, end) -> list:
         cond = []
@@ -100,15 +114,23 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         end: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """Canonical bars in [start, end), sorted by symbol then ts."""
-        cols = [t.bars.c[c] for c in BAR_COLUMNS]
+        cols = [self._raw_ts() if c == "ts" else t.bars.c[c] for c in BAR_COLUMNS]
         stmt = (
             sa.select(*cols)
             .where(*self._bar_filter(symbols, interval, start, end))
             .order_by(t.bars.c.symbol, t.bars.c.ts)
         )
+        if self._pg_bulk is not None:
+            table = self._pg_bulk.fetch_arrow(stmt)
+            return conform_bars(table.to_pandas()) if table.num_rows else empty_bars()
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
-        return bars_frame(rows)
+        return bars_frame(rows, ts_epoch_us=self.dialect == "sqlite")
+
+    def _raw_ts(self):
+        """bars.ts without per-row conversion: epoch µs on SQLite, timestamptz on PostgreSQL."""
+        raw = sa.BigInteger() if self.dialect == "sqlite" else sa.DateTime(timezone=True)
+        return sa.type_coerce(t.bars.c.ts, raw).label("ts")
 
     def delete_bars(
         self,
@@ -140,13 +162,14 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
     ) -> pd.DatetimeIndex:
         """The stored bar starts of one symbol in [start, end), ascending, UTC."""
         stmt = (
-            sa.select(t.bars.c.ts)
+            sa.select(self._raw_ts())
             .where(*self._bar_filter(symbol, interval, start, end))
             .order_by(t.bars.c.ts)
         )
         with self._tx() as conn:
             values = conn.execute(stmt).scalars().all()
-        return pd.DatetimeIndex(utc_column(values), name="ts")
+        ts = from_epoch_us(values) if self.dialect == "sqlite" else utc_column(values)
+        return pd.DatetimeIndex(ts, name="ts")
 
     def stats(self) -> pd.DataFrame:
         """Rows per (symbol, interval) with min_ts / max_ts."""

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, conform_bars
+from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES
 from marketpipe.errors import ContractError, ServiceUnavailable, StoreError, is_retryable
 from marketpipe.storage.hot import SqlHotStore
 from marketpipe.storage.hot_migrate import head_revision
@@ -372,15 +372,19 @@ def test_quality_round_trip(hot_store):
 
 
 # ---------------------------------------------------------------- SQLite storage detail
-def test_sqlite_stores_utc_text(sqlite_url):
+def test_sqlite_stores_utc_epoch_microseconds(sqlite_url):
     store = SqlHotStore(sqlite_url)
     try:
         bars = make_bars(periods=1)
-        bars["ts"] = conform_bars(bars)["ts"]
+        bars["ts"] = bars["ts"].dt.tz_convert("America/New_York")  # same instant, other zone
         store.upsert_bars(bars)
+        store.set_watermark("synthetic", "AAPL", "1m", ts("2024-01-02 14:30:00.000001"))
         with store.engine.connect() as conn:
-            raw = conn.execute(sa.text("SELECT ts FROM bars")).scalar_one()
-        assert raw == "2024-01-02 14:30:00.000000"
+            raw_ts = conn.execute(sa.text("SELECT ts FROM bars")).scalar_one()
+            raw_wm = conn.execute(sa.text("SELECT last_ts FROM watermarks")).scalar_one()
+        assert raw_ts == ts("2024-01-02 14:30").value // 1000 == 1_704_205_800_000_000
+        assert raw_wm == raw_ts + 1
+        assert store.read_bars("AAPL", "1m")["ts"].tolist() == [ts("2024-01-02 14:30")]
     finally:
         store.dispose()
 
@@ -389,6 +393,8 @@ def test_sqlite_stores_utc_text(sqlite_url):
 def _ingested_at(store: SqlHotStore) -> pd.Timestamp:
     with store.engine.connect() as conn:
         value = conn.execute(sa.text("SELECT max(ingested_at) FROM bars")).scalar_one()
+    if isinstance(value, int):  # SQLite: epoch microseconds
+        return pd.Timestamp(value, unit="us", tz=UTC)
     return pd.Timestamp(value)
 
 

@@ -15,7 +15,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-TS = sa.DateTime(timezone=True)
+# SQLite keeps timestamps as INTEGER epoch microseconds (see marketpipe.storage.hot_tables)
+TS = sa.DateTime(timezone=True).with_variant(sa.BigInteger, "sqlite")
 ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 FEATURES = (
     "ret",
@@ -47,7 +48,7 @@ def upgrade() -> None:
         sa.Column("vwap", sa.Float),
         sa.Column("trades", sa.BigInteger),
         sa.Column("source", sa.Text, nullable=False),
-        sa.Column("ingested_at", TS, nullable=False, server_default=sa.func.current_timestamp()),
+        sa.Column("ingested_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("symbol", "interval", "ts", name="bars_pkey"),
     )
     # tiering scans `ts < cutoff` across all symbols; the PK serves per-symbol ranges. On
@@ -62,7 +63,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("value", sa.Float, nullable=False),
         sa.Column("source", sa.Text, nullable=False),
-        sa.Column("ingested_at", TS, nullable=False, server_default=sa.func.current_timestamp()),
+        sa.Column("ingested_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("symbol", "ex_date", "kind", name="corporate_actions_pkey"),
     )
 
