@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,30 +52,17 @@ class HotStoreBase:
     def _insert(self, table: sa.Table):
         return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
 
-    def _upsert(
-        self,
-        conn: sa.Connection,
-        table: sa.Table,
-        rows: list[dict],
-        compare: Iterable[str] | None = None,
-    ) -> int:
-        """INSERT … ON CONFLICT (primary key) DO UPDATE the given columns; new values win.
-
-        With `compare`, a conflicting row is only rewritten when one of those columns differs
-        (so re-writing identical rows leaves them, and their `ingested_at`, untouched).
-        """
+    def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
+        """INSERT … ON CONFLICT (primary key) DO UPDATE the given columns; new values win."""
         if not rows:
             return 0
         ins = self._insert(table)
         keys = [c.name for c in table.primary_key.columns]
         updates = {c: ins.excluded[c] for c in rows[0] if c not in keys}
-        if not updates:
-            conn.execute(ins.on_conflict_do_nothing(index_elements=keys), rows)
-            return len(rows)
-        where = None
-        if compare is not None:
-            where = sa.or_(*[table.c[c].is_distinct_from(ins.excluded[c]) for c in compare])
-        stmt = ins.on_conflict_do_update(index_elements=keys, set_=updates, where=where)
+        if updates:
+            stmt = ins.on_conflict_do_update(index_elements=keys, set_=updates)
+        else:
+            stmt = ins.on_conflict_do_nothing(index_elements=keys)
         conn.execute(stmt, rows)
         return len(rows)
 
