@@ -91,16 +91,29 @@ def _create_engine(url: sa.URL) -> sa.Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # let SQLAlchemy, not the sqlite3 module, emit BEGIN: DDL becomes transactional too
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+SQLITE_BEGIN_OPTION = "marketpipe_sqlite_begin"
+_SQLITE_BEGIN = {"deferred": "BEGIN", "immediate": "BEGIN IMMEDIATE"}
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    """Start a real SQLite transaction; `immediate` takes the write lock up front."""
+    mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "deferred")
+    conn.exec_driver_sql(_SQLITE_BEGIN[mode])
 
 
 def _reason(exc: sa.exc.DBAPIError) -> str:

@@ -51,7 +51,7 @@ def test_migrations_are_idempotent_and_recorded(hot_url):
         store.dispose()
 
 
-def test_concurrent_migrations_on_postgres(pg_url):
+def test_concurrent_migrations_serialise(hot_url):
     errors: list[BaseException] = []
     stores: list[SqlHotStore] = []
     barrier = threading.Barrier(4)
@@ -59,7 +59,7 @@ def test_concurrent_migrations_on_postgres(pg_url):
     def open_store() -> None:
         barrier.wait()
         try:
-            stores.append(SqlHotStore(pg_url))
+            stores.append(SqlHotStore(hot_url))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
