@@ -122,10 +122,12 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         )
         if self._pg_bulk is not None:
             table = self._pg_bulk.fetch_arrow(stmt)
-            return conform_bars(table.to_pandas()) if table.num_rows else empty_bars()
-        with self._tx() as conn:
-            rows = conn.execute(stmt).all()
-        return bars_frame(rows, ts_epoch_us=self.dialect == "sqlite")
+            frame = conform_bars(table.to_pandas()) if table.num_rows else empty_bars()
+        else:
+            with self._tx() as conn:
+                rows = conn.execute(stmt).all()
+            frame = bars_frame(rows, ts_epoch_us=True)
+        return _in_code_point_order(frame)
 
     def _raw_ts(self):
         """bars.ts without per-row conversion: epoch µs on SQLite, timestamptz on PostgreSQL."""
@@ -281,3 +283,11 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
             rows = conn.execute(stmt).all()
         df = pd.DataFrame.from_records(rows, columns=list(CORPORATE_ACTION_COLUMNS))
         return df.astype({"symbol": "str", "kind": "str", "value": "float64", "source": "str"})
+
+
+def _in_code_point_order(bars: pd.DataFrame) -> pd.DataFrame:
+    """Bars grouped by symbol in Python string order (PostgreSQL's collation may differ)."""
+    symbols = list(pd.unique(bars["symbol"]))
+    if symbols == sorted(symbols):
+        return bars
+    return bars.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)

@@ -166,6 +166,15 @@ def test_read_ranges_order_and_dtypes(hot_store):
     assert hot_store.read_bars("NOPE", "1m").empty
 
 
+def test_read_orders_symbols_by_code_point(hot_store):
+    symbols = ("brk.b", "BRK.A", "BRKA", "A")  # a locale collation would interleave these
+    hot_store.upsert_bars(make_bars(symbols=symbols, periods=2))
+    got = hot_store.read_bars(list(symbols), "1m")
+    assert list(pd.unique(got["symbol"])) == sorted(symbols)
+    assert got["ts"].is_monotonic_increasing is False  # two rows per symbol, ts restarts
+    assert got.groupby("symbol")["ts"].apply(lambda s: s.is_monotonic_increasing).all()
+
+
 def test_delete_keys_and_stats(hot_store):
     hot_store.upsert_bars(make_bars(symbols=("AAPL", "MSFT"), periods=10))
     deleted = hot_store.delete_bars("AAPL", "1m", ts("2024-01-02 14:30"), ts("2024-01-02 14:33"))
