@@ -94,13 +94,15 @@ def _copy_table(engine: sa.Engine, name: str) -> None:
 
 
 def _psql_copy(db: str, table: str, csv_path: Path) -> None:
-    cols = ", ".join(BAR_COLUMNS)
+    cols = ", ".join([*BAR_COLUMNS, "ingested_at"])
     command = f"\\copy {table} ({cols}) FROM '{csv_path}' WITH (FORMAT csv, HEADER true)"
-    subprocess.run(
+    done = subprocess.run(
         ["psql", _db_url(db), "-v", "ON_ERROR_STOP=1", "-q", "-c", command],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"psql \\copy failed: {done.stderr.strip()}")
 
 
 def _count(engine: sa.Engine, table: str) -> int:
@@ -140,15 +142,17 @@ def run(rows: int) -> dict[str, tuple[int, float]]:
         results[CHANGED] = (n, secs)
         assert store.count_bars() == n
 
+        # the baselines load the same columns ours writes, ingested_at included
+        stamped = bars.assign(ingested_at=pd.Timestamp.now(tz="UTC"))
         with tempfile.TemporaryDirectory() as tmp:
             csv_path = Path(tmp) / "bars.csv"
-            bars.to_csv(csv_path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+            stamped.to_csv(csv_path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
             _checkpoint(engine)
             secs = _timed(lambda: _psql_copy(db, "bars_psql", csv_path))
         assert _count(engine, "bars_psql") == n
         results[PSQL] = (n, secs)
 
-        small = bars.iloc[: min(n, TO_SQL_ROWS)]
+        small = stamped.iloc[: min(n, TO_SQL_ROWS)]
         _checkpoint(engine)
         secs = _timed(
             lambda: small.to_sql(
