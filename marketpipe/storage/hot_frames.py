@@ -51,6 +51,8 @@ def canonical_bars(df: pd.DataFrame) -> pd.DataFrame:
         return conform_bars(df)
     except KeyError as exc:
         raise ContractError(str(exc.args[0]) if exc.args else str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"bars frame cannot be cast to canonical dtypes: {exc}") from None
 
 
 def to_records(df: pd.DataFrame, columns: Sequence[str]) -> list[dict]:

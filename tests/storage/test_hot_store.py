@@ -229,7 +229,10 @@ def test_failure_mid_transaction_rolls_back_everything(hot_store):
 def test_missing_required_column_is_a_contract_error(hot_store):
     with pytest.raises(ContractError, match="close"):
         hot_store.upsert_bars(make_bars().drop(columns=["close"]))
+    with pytest.raises(ContractError, match="dtypes"):
+        hot_store.upsert_bars(make_bars().astype({"open": object}).assign(open="cheap"))
     assert hot_store.upsert_bars(make_bars().iloc[0:0]) == 0
+    assert hot_store.count_bars() == 0
 
 
 def test_unsafe_symbol_in_reads_is_a_bound_value(hot_store):
