@@ -133,6 +133,22 @@ def test_disjoint_append_takes_fast_path_on_postgres(hot_store):
     assert hot_store.count_bars() == 30
 
 
+def test_append_race_falls_back_to_merge_on_postgres(pg_url, monkeypatch):
+    """If another writer adds keys between the overlap check and COPY, the merge path runs."""
+    from marketpipe.storage.pg_bars_copy import PgBulkBars
+
+    store = SqlHotStore(pg_url)
+    try:
+        store.upsert_bars(make_bars(periods=5, price=100.0))
+        monkeypatch.setattr(PgBulkBars, "_overlaps", staticmethod(lambda conn, df: False))
+        assert store.upsert_bars(make_bars(periods=8, price=300.0)) == 8
+        assert store.last_write_path == "upsert"
+        got = store.read_bars("AAPL", "1m")
+        assert got["open"].tolist() == [300.0 + i for i in range(8)]
+    finally:
+        store.dispose()
+
+
 def test_duplicate_keys_in_one_batch_keep_the_last(hot_store):
     first = make_bars(periods=3, price=1.0)
     second = make_bars(periods=3, price=2.0)
