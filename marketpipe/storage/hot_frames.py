@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, TS_DTYPE, conform_bars, empty_bars
@@ -50,6 +51,8 @@ def canonical_bars(df: pd.DataFrame) -> pd.DataFrame:
         return conform_bars(df)
     except KeyError as exc:
         raise ContractError(str(exc.args[0]) if exc.args else str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"bars frame cannot be cast to canonical dtypes: {exc}") from None
 
 
 def to_records(df: pd.DataFrame, columns: Sequence[str]) -> list[dict]:
@@ -114,11 +117,43 @@ def utc_column(values: Iterable) -> pd.Series:
     return pd.to_datetime(pd.Series(list(values), dtype=object), utc=True).astype(TS_DTYPE)
 
 
-def bars_frame(rows: list) -> pd.DataFrame:
-    """A canonical bars frame from result rows in `BAR_COLUMNS` order."""
+def epoch_us(ts: pd.Series) -> np.ndarray:
+    """Integer microseconds since 1970-01-01 UTC of a tz-aware series (SQLite's ts storage)."""
+    naive = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.to_numpy(dtype="datetime64[us]").view("int64")
+
+
+def from_epoch_us(values: Sequence) -> pd.Series:
+    """`datetime64[us, UTC]` from integer epoch microseconds."""
+    return pd.Series(pd.to_datetime(np.asarray(values, dtype="int64"), unit="us", utc=True)).astype(
+        TS_DTYPE
+    )
+
+
+def nullable_list(s: pd.Series) -> list:
+    """Plain Python values of a column with every null (NaN, NA, NaT) as None."""
+    return s.astype(object).where(s.notna(), None).tolist()
+
+
+def sqlite_bar_rows(bars: pd.DataFrame, ingested_at: int) -> list[tuple]:
+    """Parameter tuples in `BAR_COLUMNS` + ingested_at order, timestamps as epoch µs."""
+    columns = [
+        epoch_us(bars[c]).tolist() if c == "ts" else nullable_list(bars[c]) for c in BAR_COLUMNS
+    ]
+    columns.append([ingested_at] * len(bars))
+    return list(zip(*columns, strict=True))
+
+
+def bars_frame(rows: Sequence[Sequence], ts_epoch_us: bool) -> pd.DataFrame:
+    """A canonical bars frame from result rows in `BAR_COLUMNS` order.
+
+    `ts_epoch_us`: the ts column holds SQLite's integer microseconds instead of datetimes.
+    """
     if not rows:
         return empty_bars()
-    df = pd.DataFrame.from_records(rows, columns=list(BAR_COLUMNS))
-    df["ts"] = utc_column(df["ts"])
-    df["trades"] = pd.array(df["trades"].tolist(), dtype="Int64")
-    return conform_bars(df)
+    data = dict(zip(BAR_COLUMNS, zip(*rows, strict=True), strict=True))
+    data["ts"] = from_epoch_us(data["ts"]) if ts_epoch_us else utc_column(data["ts"])
+    data["trades"] = pd.array(list(data["trades"]), dtype="Int64")
+    return conform_bars(
+        pd.DataFrame({k: list(v) if isinstance(v, tuple) else v for k, v in data.items()})
+    )

@@ -37,10 +37,12 @@ def current_revision(conn: sa.Connection) -> str | None:
 def migrate(engine: sa.Engine) -> bool:
     """Upgrade the database to head. Returns True when something was applied, False if at head.
 
-    On PostgreSQL the whole upgrade runs in one transaction holding an advisory transaction
-    lock, so two processes migrating at once serialise and the second sees head and does nothing.
+    The whole upgrade is one transaction. On PostgreSQL it holds an advisory transaction lock,
+    on SQLite the database write lock, so two processes migrating at once serialise and the
+    second sees head and does nothing.
     """
-    with engine.begin() as conn:
+    # SQLite: BEGIN IMMEDIATE (see hot_base) so a second migrator waits for the first
+    with engine.execution_options(marketpipe_sqlite_begin="immediate").begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK_KEY}

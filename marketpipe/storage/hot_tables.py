@@ -1,7 +1,8 @@
 """Table definitions of the hot store (SQLAlchemy Core), shared by SQLite and PostgreSQL.
 
-Timestamps are UTC. PostgreSQL stores them as `timestamptz`; SQLite as text
-`YYYY-MM-DD HH:MM:SS.ffffff` in UTC (SQLAlchemy's SQLite DATETIME format), which sorts correctly.
+Timestamps are UTC. PostgreSQL stores them as `timestamptz`; SQLite as INTEGER microseconds since
+1970-01-01 UTC (exact for `datetime64[us]`, sorts and compares numerically, converts without
+string formatting; in the sqlite3 shell: `datetime(ts / 1000000, 'unixepoch')`).
 The DDL itself lives in the Alembic migrations; these objects are what queries are built from.
 """
 
@@ -42,11 +43,20 @@ QUALITY_COLUMNS: tuple[str, ...] = (
 )
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 class UtcDateTime(TypeDecorator):
-    """A tz-aware UTC datetime on every engine (naive UTC text on SQLite, timestamptz on PG)."""
+    """A tz-aware UTC datetime: `timestamptz` on PostgreSQL, integer epoch µs on SQLite."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -55,14 +65,17 @@ class UtcDateTime(TypeDecorator):
             value = dt.datetime.fromisoformat(value)
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        value = value.astimezone(dt.UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+            return (value - EPOCH) // ONE_MICROSECOND
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
+        if isinstance(value, int):
+            return EPOCH + value * ONE_MICROSECOND
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)

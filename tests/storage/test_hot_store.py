@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, conform_bars
+from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES
 from marketpipe.errors import ContractError, ServiceUnavailable, StoreError, is_retryable
 from marketpipe.storage.hot import SqlHotStore
 from marketpipe.storage.hot_migrate import head_revision
-from tests.storage.conftest import make_bars
+from tests.storage.frames import make_bars
 
 UTC = "UTC"
 
@@ -51,7 +51,7 @@ def test_migrations_are_idempotent_and_recorded(hot_url):
         store.dispose()
 
 
-def test_concurrent_migrations_on_postgres(pg_url):
+def test_concurrent_migrations_serialise(hot_url):
     errors: list[BaseException] = []
     stores: list[SqlHotStore] = []
     barrier = threading.Barrier(4)
@@ -59,7 +59,7 @@ def test_concurrent_migrations_on_postgres(pg_url):
     def open_store() -> None:
         barrier.wait()
         try:
-            stores.append(SqlHotStore(pg_url))
+            stores.append(SqlHotStore(hot_url))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -111,6 +111,18 @@ def test_changed_values_win(hot_store):
     assert _ingested_at(hot_store) > first_ingest
 
 
+def test_identical_rewrite_leaves_rows_untouched(hot_store):
+    bars = make_bars(periods=5)
+    hot_store.upsert_bars(bars)
+    before = _ingested_at(hot_store)
+    assert hot_store.upsert_bars(bars) == 5
+    assert _ingested_at(hot_store) == before
+    changed = bars.assign(vwap=np.nan)  # null-safe comparison: NaN/NULL vs value is a change
+    hot_store.upsert_bars(changed)
+    assert hot_store.read_bars("AAPL", "1m")["vwap"].isna().all()
+    assert _ingested_at(hot_store) > before
+
+
 def test_disjoint_append_takes_fast_path_on_postgres(hot_store):
     hot_store.upsert_bars(make_bars(periods=10))
     later = make_bars(start="2024-01-02 14:40", periods=10)  # after the stored range
@@ -119,6 +131,22 @@ def test_disjoint_append_takes_fast_path_on_postgres(hot_store):
     if hot_store.dialect == "postgresql":
         assert hot_store.last_write_path == "append"
     assert hot_store.count_bars() == 30
+
+
+def test_append_race_falls_back_to_merge_on_postgres(pg_url, monkeypatch):
+    """If another writer adds keys between the overlap check and COPY, the merge path runs."""
+    from marketpipe.storage.pg_bars_copy import PgBulkBars
+
+    store = SqlHotStore(pg_url)
+    try:
+        store.upsert_bars(make_bars(periods=5, price=100.0))
+        monkeypatch.setattr(PgBulkBars, "_overlaps", staticmethod(lambda conn, df: False))
+        assert store.upsert_bars(make_bars(periods=8, price=300.0)) == 8
+        assert store.last_write_path == "upsert"
+        got = store.read_bars("AAPL", "1m")
+        assert got["open"].tolist() == [300.0 + i for i in range(8)]
+    finally:
+        store.dispose()
 
 
 def test_duplicate_keys_in_one_batch_keep_the_last(hot_store):
@@ -152,6 +180,15 @@ def test_read_ranges_order_and_dtypes(hot_store):
     ny_end = pd.Timestamp("2024-01-02 09:32", tz="America/New_York")
     assert len(hot_store.read_bars("AAPL", "1m", end=ny_end)) == 2
     assert hot_store.read_bars("NOPE", "1m").empty
+
+
+def test_read_orders_symbols_by_code_point(hot_store):
+    symbols = ("brk.b", "BRK.A", "BRKA", "A")  # a locale collation would interleave these
+    hot_store.upsert_bars(make_bars(symbols=symbols, periods=2))
+    got = hot_store.read_bars(list(symbols), "1m")
+    assert list(pd.unique(got["symbol"])) == sorted(symbols)
+    assert got["ts"].is_monotonic_increasing is False  # two rows per symbol, ts restarts
+    assert got.groupby("symbol")["ts"].apply(lambda s: s.is_monotonic_increasing).all()
 
 
 def test_delete_keys_and_stats(hot_store):
@@ -208,7 +245,10 @@ def test_failure_mid_transaction_rolls_back_everything(hot_store):
 def test_missing_required_column_is_a_contract_error(hot_store):
     with pytest.raises(ContractError, match="close"):
         hot_store.upsert_bars(make_bars().drop(columns=["close"]))
+    with pytest.raises(ContractError, match="dtypes"):
+        hot_store.upsert_bars(make_bars().astype({"open": object}).assign(open="cheap"))
     assert hot_store.upsert_bars(make_bars().iloc[0:0]) == 0
+    assert hot_store.count_bars() == 0
 
 
 def test_unsafe_symbol_in_reads_is_a_bound_value(hot_store):
@@ -360,15 +400,19 @@ def test_quality_round_trip(hot_store):
 
 
 # ---------------------------------------------------------------- SQLite storage detail
-def test_sqlite_stores_utc_text(sqlite_url):
+def test_sqlite_stores_utc_epoch_microseconds(sqlite_url):
     store = SqlHotStore(sqlite_url)
     try:
         bars = make_bars(periods=1)
-        bars["ts"] = conform_bars(bars)["ts"]
+        bars["ts"] = bars["ts"].dt.tz_convert("America/New_York")  # same instant, other zone
         store.upsert_bars(bars)
+        store.set_watermark("synthetic", "AAPL", "1m", ts("2024-01-02 14:30:00.000001"))
         with store.engine.connect() as conn:
-            raw = conn.execute(sa.text("SELECT ts FROM bars")).scalar_one()
-        assert raw == "2024-01-02 14:30:00.000000"
+            raw_ts = conn.execute(sa.text("SELECT ts FROM bars")).scalar_one()
+            raw_wm = conn.execute(sa.text("SELECT last_ts FROM watermarks")).scalar_one()
+        assert raw_ts == ts("2024-01-02 14:30").value // 1000 == 1_704_205_800_000_000
+        assert raw_wm == raw_ts + 1
+        assert store.read_bars("AAPL", "1m")["ts"].tolist() == [ts("2024-01-02 14:30")]
     finally:
         store.dispose()
 
@@ -377,6 +421,8 @@ def test_sqlite_stores_utc_text(sqlite_url):
 def _ingested_at(store: SqlHotStore) -> pd.Timestamp:
     with store.engine.connect() as conn:
         value = conn.execute(sa.text("SELECT max(ingested_at) FROM bars")).scalar_one()
+    if isinstance(value, int):  # SQLite: epoch microseconds
+        return pd.Timestamp(value, unit="us", tz=UTC)
     return pd.Timestamp(value)
 
 

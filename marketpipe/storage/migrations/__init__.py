@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the hot store (a package so that env.py ships in the wheel)."""
