@@ -43,6 +43,18 @@ SUB_MINUTE_INTERVALS: tuple[str, ...] = tuple(
     f"{s}s" for s in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30)
 )
 STORED_INTERVALS: tuple[str, ...] = SUB_MINUTE_INTERVALS + INTERVALS
+# every rejected row, whatever rejected it (contract, adapter, real-time lateness)
+QUARANTINE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "interval",
+    "ts",
+    "source",
+    "reason",
+    "detail",
+    "payload",
+    "run_id",
+    "quarantined_at",
+)
 INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {
     "1m": pd.Timedelta(minutes=1),
     "5m": pd.Timedelta(minutes=5),

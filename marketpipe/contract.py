@@ -43,6 +43,7 @@ from marketpipe.bars import (
     BAR_KEY,
     OPTIONAL_COLUMNS,
     PRICE_COLUMNS,
+    QUARANTINE_COLUMNS,
     STORED_INTERVALS,
     TS_DTYPE,
     conform_bars,
@@ -61,17 +62,6 @@ __all__ = [
     "validate_bars",
 ]
 
-QUARANTINE_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "interval",
-    "ts",
-    "source",
-    "reason",
-    "detail",
-    "payload",
-    "run_id",
-    "quarantined_at",
-)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in BAR_COLUMNS if c not in OPTIONAL_COLUMNS)
 NUMERIC_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume", "vwap", "trades")
 VWAP_PRICE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "vwap")

@@ -16,23 +16,17 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, TS_DTYPE, empty_bars
+from marketpipe.bars import (
+    BAR_COLUMNS,
+    QUARANTINE_COLUMNS,
+    TS_DTYPE,
+    empty_bars,
+)
 from marketpipe.errors import ConfigError
 from marketpipe.realtime.ticks import Tick
 
 # (symbol, window start ns, open, high, low, close, volume, vwap, trades)
 BarRow = tuple[str, int, float, float, float, float, float, float, int]
-QUARANTINE_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "interval",
-    "ts",
-    "source",
-    "reason",
-    "detail",
-    "payload",
-    "run_id",
-    "quarantined_at",
-)
 
 
 def interval_label(bar_window: timedelta) -> str:

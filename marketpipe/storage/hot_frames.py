@@ -10,20 +10,16 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, TS_DTYPE, conform_bars, empty_bars
+from marketpipe.bars import (
+    BAR_COLUMNS,
+    BAR_DTYPES,
+    QUARANTINE_COLUMNS,
+    TS_DTYPE,
+    conform_bars,
+    empty_bars,
+)
 from marketpipe.errors import ContractError
 
-QUARANTINE_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "interval",
-    "ts",
-    "source",
-    "reason",
-    "detail",
-    "payload",
-    "run_id",
-    "quarantined_at",
-)
 CORPORATE_ACTION_COLUMNS: tuple[str, ...] = ("symbol", "ex_date", "kind", "value", "source")
 
 

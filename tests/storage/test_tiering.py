@@ -12,7 +12,7 @@ from marketpipe.storage.hot import SqlHotStore
 from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.read import read_bars
 from marketpipe.storage.tiering import tier_hot_to_cold
-from tests.storage.conftest import make_bars
+from tests.storage.frames import make_bars
 
 NOW = pd.Timestamp("2024-03-15 12:00", tz="UTC")
 HOT_DAYS = 30
