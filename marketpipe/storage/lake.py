@@ -286,11 +286,13 @@ class ParquetLake:
         validate_interval(interval)
         syms = _as_symbols(symbols) or []
         lo, hi = _utc(start), _utc(end)
-        last_exc: FileNotFoundError | None = None
+        last_exc: OSError | None = None
         for _ in range(_READ_ATTEMPTS):
             try:
                 return self._read_once(syms, interval, lo, hi)
-            except FileNotFoundError as exc:  # a file replaced between listing and reading
+            except OSError as exc:  # a file replaced/removed between listing and reading
+                if not _is_replaced_file(exc):
+                    raise
                 last_exc = exc
         raise StoreError(
             f"cold lake {self.io.display}: files kept changing during read"
@@ -417,6 +419,11 @@ class ParquetLake:
             self._supersede(key, files, utc_stamp())
         self._replace_files(key, table, files)
         return table.num_rows
+
+
+def _is_replaced_file(exc: OSError) -> bool:
+    # FileNotFoundError: removed (local or S3); s3fs `FileExpired`: ETag changed mid-read.
+    return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "FileExpired"
 
 
 def _as_symbols(symbols: Iterable[str] | str | None) -> list[str] | None:
