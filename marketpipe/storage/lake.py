@@ -19,7 +19,9 @@ Consistency model (one writer per partition at a time; readers any time):
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +32,13 @@ import pyarrow.dataset as pads
 from marketpipe.bars import INTERVALS, conform_bars, empty_bars
 from marketpipe.errors import ConfigError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
-from marketpipe.storage.lake_merge import merge_partition, sort_unique_last, split_rows
+from marketpipe.storage.lake_merge import (
+    group_partitions,
+    is_sorted_unique,
+    merge_partition,
+    sort_unique_last,
+    split_rows,
+)
 from marketpipe.storage.lake_paths import (
     DATASET_DIR,
     FILE_SCHEMA,
@@ -91,6 +99,16 @@ class WriteReport:
     def __int__(self) -> int:
         return self.rows_written
 
+    def merge(self, other: WriteReport) -> None:
+        """Add another (per-partition) report's counts and lists to this one."""
+        self.rows_added += other.rows_added
+        self.rows_changed += other.rows_changed
+        self.rows_unchanged += other.rows_unchanged
+        self.partitions += other.partitions
+        self.partitions_unchanged += other.partitions_unchanged
+        self.restated += other.restated
+        self.files += other.files
+
 
 @dataclass
 class CompactReport:
@@ -110,9 +128,11 @@ class ParquetLake:
         storage_options: dict | None = None,
         *,
         max_rows_per_file: int = DEFAULT_MAX_ROWS_PER_FILE,
+        max_workers: int | None = None,
     ):
         if max_rows_per_file < 1:
             raise ValueError("max_rows_per_file must be >= 1")
+        self.max_workers = max_workers or min(4, os.cpu_count() or 2)
         self.io = LakeFS(url, storage_options)
         self.url = self.io.url
         self.max_rows_per_file = max_rows_per_file
@@ -138,20 +158,27 @@ class ParquetLake:
             validate_symbol(symbol)  # before any path is built
         table = pa.Table.from_pandas(df, schema=FILE_SCHEMA, preserve_index=False)
         table = table.replace_schema_metadata(None)
-        years = df["ts"].dt.year.to_numpy()
-        groups = pd.DataFrame({"i": df["interval"], "s": df["symbol"], "y": years}).groupby(
-            ["i", "s", "y"], sort=True
-        )
+        groups = group_partitions(table)
         stamp = utc_stamp()
-        for (interval, symbol, year), idx in groups.indices.items():
-            key = PartitionKey(str(interval), str(symbol), int(year))
-            part = sort_unique_last(table.take(pa.array(np.asarray(idx))))
-            self._write_partition(key, part, report, stamp)
+
+        def one(item: tuple[tuple[str, str, int], pa.Table]) -> WriteReport:
+            (interval, symbol, year), rows = item
+            key = PartitionKey(interval, symbol, year)
+            return self._write_partition(key, sort_unique_last(rows), stamp)
+
+        # Partitions are independent; pyarrow and s3fs release the GIL while encoding/uploading.
+        workers = max(1, min(len(groups), self.max_workers))
+        if workers == 1:
+            parts = [one(g) for g in groups]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lake") as pool:
+                parts = list(pool.map(one, groups))
+        for part in parts:
+            report.merge(part)
         return report
 
-    def _write_partition(
-        self, key: PartitionKey, new: pa.Table, report: WriteReport, stamp: str
-    ) -> None:
+    def _write_partition(self, key: PartitionKey, new: pa.Table, stamp: str) -> WriteReport:
+        report = WriteReport()
         files = self._part_files(key)
         old = self.io.read_parquet(files) if files else FILE_SCHEMA.empty_table()
         if files:
@@ -162,12 +189,13 @@ class ParquetLake:
         report.rows_unchanged += result.unchanged
         if result.is_noop:
             report.partitions_unchanged.append(key)
-            return
+            return report
         if result.changed:
             dest = self._supersede(key, files, stamp)
             report.restated.append(Restatement(key, result.changed, dest))
         report.files += self._replace_files(key, result.table, files)
         report.partitions.append(key)
+        return report
 
     def _supersede(self, key: PartitionKey, files: list[str], stamp: str) -> str:
         """Copy a partition's current files under `_superseded/{stamp}/`; return that folder."""
@@ -284,7 +312,7 @@ class ParquetLake:
         Only the partitions of the requested symbols and years are listed and opened.
         """
         validate_interval(interval)
-        syms = _as_symbols(symbols) or []
+        syms = sorted(_as_symbols(symbols) or [])
         lo, hi = _utc(start), _utc(end)
         last_exc: OSError | None = None
         for _ in range(_READ_ATTEMPTS):
@@ -315,7 +343,10 @@ class ParquetLake:
             flt = cond if flt is None else flt & cond
         table = self.io.read_parquet(files, filter=flt)
         df = conform_bars(table.to_pandas())
-        df = df.drop_duplicates(subset=["symbol", "ts"], keep="last")  # multi-file rewrite window
+        if is_sorted_unique(table):  # files were read in (symbol, year, part) order
+            return df
+        # only while a multi-file partition is being rewritten: drop the doubled keys
+        df = df.drop_duplicates(subset=["symbol", "ts"], keep="last")
         return df.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
 
     def read_partition(self, interval: str, symbol: str, year: int) -> pd.DataFrame:

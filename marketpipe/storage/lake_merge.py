@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ def ts_int(table: pa.Table) -> np.ndarray:
 def sort_unique_last(table: pa.Table) -> pa.Table:
     """Rows sorted by ts; of rows sharing a ts the last one (input order) is kept."""
     ts = ts_int(table)
+    if len(ts) < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        return table  # already sorted and unique (the usual case)
     order = np.argsort(ts, kind="stable")
     sorted_ts = ts[order]
     keep = np.ones(len(order), dtype=bool)
@@ -30,6 +33,18 @@ def sort_unique_last(table: pa.Table) -> pa.Table:
     if len(idx) == len(ts) and np.array_equal(idx, np.arange(len(ts))):
         return table
     return table.take(pa.array(idx))
+
+
+def is_sorted_unique(table: pa.Table) -> bool:
+    """True when rows are ordered by (symbol, ts) with no repeated key."""
+    n = table.num_rows
+    if n < 2:
+        return True
+    sym, ts = table.column("symbol"), ts_int(table)
+    head, tail = sym.slice(0, n - 1), sym.slice(1)
+    same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
+    later = pc.greater(tail, head).to_numpy(zero_copy_only=False)
+    return bool(np.all(np.where(same, ts[1:] > ts[:-1], later)))
 
 
 def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -78,6 +93,42 @@ def merge_partition(old: pa.Table, new: pa.Table) -> MergeResult:
     merged = pa.concat_tables([kept_old, new])
     merged = merged.take(pc.sort_indices(merged, sort_keys=[("ts", "ascending")]))
     return MergeResult(merged, added, changed, n_overlap - changed)
+
+
+_MAX_RUNS = 256
+_SORT_KEYS = [("interval", "ascending"), ("symbol", "ascending"), ("ts", "ascending")]
+
+PartitionTuple = tuple[str, str, int]
+
+
+def _run_starts(table: pa.Table, years: pa.ChunkedArray) -> np.ndarray:
+    n = table.num_rows
+    if n < 2:
+        return np.zeros(min(n, 1), dtype=np.int64)
+    change = None
+    for col in (table.column("interval"), table.column("symbol"), years):
+        diff = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+        change = diff if change is None else pc.or_(change, diff)
+    idx = np.flatnonzero(change.to_numpy(zero_copy_only=False)) + 1
+    return np.concatenate([[0], idx])
+
+
+def group_partitions(table: pa.Table) -> list[tuple[PartitionTuple, pa.Table]]:
+    """Split rows into (interval, symbol, year) groups, sorted by key, input order kept within
+    a group. Zero-copy slices when the input arrives grouped (as providers emit it)."""
+    years = pc.year(table.column("ts"))
+    starts = _run_starts(table, years)
+    if len(starts) > _MAX_RUNS:  # interleaved input: one stable sort, then contiguous runs
+        table = table.take(pc.sort_indices(table, sort_keys=_SORT_KEYS))
+        years = pc.year(table.column("ts"))
+        starts = _run_starts(table, years)
+    ends = np.append(starts[1:], table.num_rows)
+    runs: dict[PartitionTuple, list[pa.Table]] = defaultdict(list)
+    iv, sym = table.column("interval"), table.column("symbol")
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        key = (iv[a].as_py(), sym[a].as_py(), int(years[a].as_py()))
+        runs[key].append(table.slice(a, b - a))
+    return [(k, v[0] if len(v) == 1 else pa.concat_tables(v)) for k, v in sorted(runs.items())]
 
 
 def split_rows(table: pa.Table, max_rows: int) -> list[pa.Table]:

@@ -352,3 +352,24 @@ def test_unreachable_endpoint_raises_service_unavailable(bars):
     assert "secret" not in msg.lower() and "AKID" not in msg
     with pytest.raises(ServiceUnavailable):
         lake.write_bars(bars("AAPL", 2))
+
+
+def test_interleaved_input_is_grouped_and_last_duplicate_wins(lake_target, bars):
+    lake = _lake(lake_target)
+    src = pd.concat(
+        [
+            bars("AAPL", 300, start="2023-12-31 22:00"),
+            bars("MSFT", 300, start="2023-12-31 22:00"),
+        ]
+    )
+    shuffled = src.sample(frac=1, random_state=7)  # ~600 runs: takes the sort path
+    later = shuffled.iloc[:5].copy()
+    later["close"] = 42.0
+    report = lake.write_bars(pd.concat([shuffled, later]))
+    assert report.rows_written == 600 and len(report.partitions) == 4
+    out = lake.read_bars(["MSFT", "AAPL"], "1m")
+    pd.testing.assert_frame_equal(
+        out.drop(columns="close"), _canon(src.astype(BAR_DTYPES)).drop(columns="close")
+    )
+    keys = list(zip(later["symbol"], later["ts"], strict=True))
+    assert (out.set_index(["symbol", "ts"]).loc[keys, "close"] == 42.0).all()
