@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from marketpipe.bars import INTERVALS, conform_bars, empty_bars
+from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, INTERVALS, conform_bars, empty_bars
 from marketpipe.errors import ConfigError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
 from marketpipe.storage.lake_merge import (
@@ -335,6 +335,12 @@ class ParquetLake:
                 files += self._part_files(PartitionKey(interval, sym, year))
         if not files:
             return empty_bars()
+        # a bound that lies outside the partitions' years filters nothing: skip evaluating it
+        years = [int(f.split("/year=")[1].split("/")[0]) for f in files]
+        if lo is not None and lo <= pd.Timestamp(year=min(years), month=1, day=1, tz="UTC"):
+            lo = None
+        if hi is not None and hi >= pd.Timestamp(year=max(years) + 1, month=1, day=1, tz="UTC"):
+            hi = None
         flt = None
         if lo is not None:
             flt = pads.field("ts") >= pa.scalar(lo, FILE_SCHEMA.field("ts").type)
@@ -342,7 +348,7 @@ class ParquetLake:
             cond = pads.field("ts") <= pa.scalar(hi, FILE_SCHEMA.field("ts").type)
             flt = cond if flt is None else flt & cond
         table = self.io.read_parquet(files, filter=flt)
-        df = conform_bars(table.to_pandas())
+        df = to_bars_frame(table)
         if is_sorted_unique(table):  # files were read in (symbol, year, part) order
             return df
         # only while a multi-file partition is being rewritten: drop the doubled keys
@@ -355,7 +361,7 @@ class ParquetLake:
         files = self._part_files(key)
         if not files:
             return empty_bars()
-        return conform_bars(self.io.read_parquet(files).to_pandas())
+        return to_bars_frame(self.io.read_parquet(files))
 
     def partition_keys(self, interval: str, symbol: str, year: int) -> pd.DatetimeIndex:
         """Sorted `ts` values stored in one partition (duplicates kept, so they can be detected)."""
@@ -450,6 +456,21 @@ class ParquetLake:
             self._supersede(key, files, utc_stamp())
         self._replace_files(key, table, files)
         return table.num_rows
+
+
+_CANONICAL_DTYPES = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
+
+
+def to_bars_frame(table: pa.Table) -> pd.DataFrame:
+    """Canonical frame from a file-schema table (direct Arrow conversion; conform_bars is the
+    fallback should a pandas/pyarrow pairing ever map a type differently)."""
+    df = table.select(list(BAR_COLUMNS)).to_pandas(types_mapper=_INT64_AS_NULLABLE.get)
+    if any(df[c].dtype != t for c, t in _CANONICAL_DTYPES.items()):
+        return conform_bars(df)
+    return df
+
+
+_INT64_AS_NULLABLE = {pa.int64(): pd.Int64Dtype()}
 
 
 def _is_replaced_file(exc: OSError) -> bool:

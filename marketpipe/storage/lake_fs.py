@@ -35,6 +35,7 @@ _CONNECTION_ERROR_NAMES = {
 PARQUET_WRITE_OPTIONS = {
     "compression": "snappy",
     "write_statistics": True,
+    "row_group_size": 131_072,  # per-row-group ts min/max lets a date-range read skip groups
     "use_dictionary": ["symbol", "interval", "source", "volume", "trades"],
     "column_encoding": {"ts": "DELTA_BINARY_PACKED"},
 }
