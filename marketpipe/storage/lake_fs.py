@@ -7,6 +7,7 @@ one-line message that names the lake but never credentials.
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -118,18 +119,21 @@ class LakeFS:
     def write_parquet(self, table: pa.Table, rel: str) -> int:
         """Write one Parquet file at `rel` (overwrites). Returns its size in bytes.
 
-        Not atomic on a local folder (callers stage and `move`); one S3 PUT or multipart upload
-        is atomic for readers (the object appears only when complete).
+        Not atomic on a local folder (callers stage and `move`). On object stores the file is
+        encoded in memory (≤ ~128 MB by the lake's file bound) and sent as one PUT (multipart
+        above 100 MB), which readers see only once complete.
         """
         path = self.abs(rel)
         with self.guard(f"writing {rel}"):
             if self.is_local:
                 self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
                 pq.write_table(table, path, **PARQUET_WRITE_OPTIONS)
-            else:
-                with self.fs.open(path, "wb") as f:
-                    pq.write_table(table, f, **PARQUET_WRITE_OPTIONS)
-            return int(self.fs.size(path)) if not self.is_local else _local_size(path)
+                return os.path.getsize(path)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, **PARQUET_WRITE_OPTIONS)
+            data = sink.getvalue().to_pybytes()
+            self.fs.pipe_file(path, data)
+            return len(data)
 
     def dataset(self, rels: list[str]) -> pads.Dataset:
         """A pyarrow dataset over exactly these files (no discovery, so no other partition is read)."""
@@ -175,9 +179,3 @@ class LakeFS:
         with self.guard(f"removing {rel}"):
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm(self.abs(rel), recursive=True)
-
-
-def _local_size(path: str) -> int:
-    import os
-
-    return os.path.getsize(path)
