@@ -40,8 +40,8 @@ from marketpipe.storage.lake_merge import (
     split_rows,
 )
 from marketpipe.storage.lake_paths import (
+    BARS_SCHEMA,
     DATASET_DIR,
-    FILE_SCHEMA,
     SUPERSEDED_DIR,
     PartitionKey,
     decode_symbol,
@@ -156,7 +156,7 @@ class ParquetLake:
             validate_interval(interval)
         for symbol in df["symbol"].unique():
             validate_symbol(symbol)  # before any path is built
-        table = pa.Table.from_pandas(df, schema=FILE_SCHEMA, preserve_index=False)
+        table = pa.Table.from_pandas(df, schema=BARS_SCHEMA, preserve_index=False)
         table = table.replace_schema_metadata(None)
         groups = group_partitions(table)
         stamp = utc_stamp()
@@ -180,7 +180,7 @@ class ParquetLake:
     def _write_partition(self, key: PartitionKey, new: pa.Table, stamp: str) -> WriteReport:
         report = WriteReport()
         files = self._part_files(key)
-        old = self.io.read_parquet(files) if files else FILE_SCHEMA.empty_table()
+        old = self.io.read_parquet(files) if files else BARS_SCHEMA.empty_table()
         if files:
             old = sort_unique_last(old)
         result = merge_partition(old, new)
@@ -343,9 +343,9 @@ class ParquetLake:
             hi = None
         flt = None
         if lo is not None:
-            flt = pads.field("ts") >= pa.scalar(lo, FILE_SCHEMA.field("ts").type)
+            flt = pads.field("ts") >= pa.scalar(lo, BARS_SCHEMA.field("ts").type)
         if hi is not None:
-            cond = pads.field("ts") <= pa.scalar(hi, FILE_SCHEMA.field("ts").type)
+            cond = pads.field("ts") <= pa.scalar(hi, BARS_SCHEMA.field("ts").type)
             flt = cond if flt is None else flt & cond
         table = self.io.read_parquet(files, filter=flt)
         df = to_bars_frame(table)

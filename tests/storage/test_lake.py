@@ -9,6 +9,7 @@ import duckdb
 import fsspec
 import pandas as pd
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 
 from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES
@@ -135,6 +136,19 @@ def test_odd_symbols_round_trip_and_external_readers_decode_them(lake_target, ba
     assert sorted(set(table.column("symbol").to_pylist())) == sorted(ODD_SYMBOLS)
     assert set(table.column("year").to_pylist()) == {2024}
     assert table.num_rows == 25
+    # the higher-level pyarrow/pandas readers (dictionary-typed partition fields) work too
+    frame = pd.read_parquet(f"{root}/bars", filesystem=fs)
+    assert sorted(frame["symbol"].astype(str).unique()) == sorted(ODD_SYMBOLS)
+    assert pq.read_table(f"{root}/bars", filesystem=fs).num_rows == 25
+    # files hold the non-partition canonical columns only; the path holds interval/symbol/year
+    one = pq.read_schema(
+        f"{root}/bars/interval=1m/symbol=%5EGSPC/year=2024/part-0.parquet", filesystem=fs
+    )
+    assert one.names == [c for c in BAR_COLUMNS if c not in ("symbol", "interval")]
+    assert (
+        str(one.field("ts").type) == "timestamp[us, tz=UTC]"
+        and str(one.field("trades").type) == "int64"
+    )
 
     con = duckdb.connect()
     con.register_filesystem(fs)
