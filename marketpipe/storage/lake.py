@@ -6,12 +6,14 @@ Layout and file schema: see `marketpipe.storage.lake_paths`. Point external read
 
 Consistency model (one writer per partition at a time; readers any time):
 - a partition is rewritten as a whole: merged rows are staged under `{url}/_tmp/`, moved into
-  place as `part-0..part-{m-1}`, then stale `part-{m..}` files are removed;
-- a partition of one file (the normal case: default 2M rows ≈ 100 MB) is replaced atomically
-  (local `rename`, S3 object copy) -- readers see the old or the new file, never a mix;
-- a partition of several files has a short window (between its file moves) in which a reader
-  listing it may see some new and some old files. `read_bars` de-duplicates keys and retries a
-  file that vanished between listing and reading; plain pyarrow/DuckDB readers do neither.
+  place as `part-0..part-{m-1}`, then stale `part-{m..}` files are removed (on S3 a single
+  file skips staging: one PUT to its final key is already atomic);
+- a partition of one file (the normal case: default 2M rows ≈ 85 MB) is replaced atomically
+  (local rename, S3 PUT) -- readers see the old or the new file, never a mix;
+- a partition of several files (now or after the rewrite) has a short window in which a
+  reader listing it may see some new and some old files (new land before old are removed, so
+  mostly doubled rows). `read_bars` de-duplicates keys and retries a file that vanished
+  between listing and reading; plain pyarrow/DuckDB readers do neither. See docs/LAKE.md.
 - restated rows (stored key, new values) keep the previous files under
   `{url}/_superseded/{stamp}/bars/...`; `restore_superseded(...)` puts them back.
 """
