@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from marketpipe.symbols import validate_symbol
 DEFAULT_MAX_ROWS_PER_FILE = 2_000_000  # ≈ 100 MB of 1m bars with snappy; keeps files ≤ 128 MB
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 _READ_ATTEMPTS = 3
+_STAMP_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
 @dataclass
@@ -447,6 +449,10 @@ class ParquetLake:
         """Make the copy superseded at `stamp` the partition's content again (the current
         content is itself superseded, so a restore can be undone). Returns rows restored."""
         key = PartitionKey(interval, symbol, int(year))
+        if not _STAMP_RE.match(stamp):
+            raise ConfigError(
+                f"invalid superseded stamp {stamp[:40]!r}: expected e.g. {utc_stamp()}"
+            )
         src_dir = f"{SUPERSEDED_DIR}/{stamp}/{key.relpath}"
         names = [n for n, kind, _ in self.io.list_dir(src_dir) if part_index(n) is not None]
         if not names:

@@ -203,6 +203,8 @@ def test_restatement_rewrites_one_partition_and_keeps_superseded_copy(lake_targe
     # pure additions do not create superseded copies
     lake.write_bars(bars("AAPL", 1, start="2024-03-01 17:00"))
     assert len(lake.superseded()) == 1
+    with pytest.raises(ConfigError):
+        lake.restore_superseded("../../bars", "1m", "AAPL", 2024)
     # undo
     assert lake.restore_superseded(stamp, "1m", "AAPL", 2024) == 10
     assert _bytes(lake_target, aapl) == old_aapl
