@@ -25,14 +25,13 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, INTERVALS, conform_bars, empty_bars
+from marketpipe.bars import INTERVALS, conform_bars, empty_bars
 from marketpipe.errors import ConfigError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
 from marketpipe.storage.lake_merge import (
@@ -41,6 +40,7 @@ from marketpipe.storage.lake_merge import (
     merge_partition,
     sort_unique_last,
     split_rows,
+    to_bars_frame,
 )
 from marketpipe.storage.lake_paths import (
     BARS_SCHEMA,
@@ -54,73 +54,27 @@ from marketpipe.storage.lake_paths import (
     utc_stamp,
     validate_interval,
 )
+from marketpipe.storage.lake_reports import (
+    CompactReport,
+    PartitionInfo,
+    Restatement,
+    WriteReport,
+)
 from marketpipe.symbols import validate_symbol
+
+__all__ = [
+    "CompactReport",
+    "ParquetLake",
+    "PartitionInfo",
+    "PartitionKey",
+    "Restatement",
+    "WriteReport",
+]
 
 DEFAULT_MAX_ROWS_PER_FILE = 2_000_000  # ≈ 100 MB of 1m bars with snappy; keeps files ≤ 128 MB
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 _READ_ATTEMPTS = 3
 _STAMP_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
-
-
-@dataclass
-class PartitionInfo:
-    interval: str
-    symbol: str
-    year: int
-    files: int
-    rows: int
-    bytes: int = 0
-
-    @property
-    def key(self) -> PartitionKey:
-        return PartitionKey(self.interval, self.symbol, self.year)
-
-
-@dataclass
-class Restatement:
-    partition: PartitionKey
-    changed_rows: int
-    superseded_path: str  # relative to the lake root
-
-
-@dataclass
-class WriteReport:
-    """What `write_bars` did. `rows_written` = rows added + rows changed."""
-
-    rows_received: int = 0
-    rows_added: int = 0
-    rows_changed: int = 0
-    rows_unchanged: int = 0
-    partitions: list[PartitionKey] = field(default_factory=list)  # rewritten
-    partitions_unchanged: list[PartitionKey] = field(default_factory=list)
-    restated: list[Restatement] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # written, relative to the lake root
-
-    @property
-    def rows_written(self) -> int:
-        return self.rows_added + self.rows_changed
-
-    def __int__(self) -> int:
-        return self.rows_written
-
-    def merge(self, other: WriteReport) -> None:
-        """Add another (per-partition) report's counts and lists to this one."""
-        self.rows_added += other.rows_added
-        self.rows_changed += other.rows_changed
-        self.rows_unchanged += other.rows_unchanged
-        self.partitions += other.partitions
-        self.partitions_unchanged += other.partitions_unchanged
-        self.restated += other.restated
-        self.files += other.files
-
-
-@dataclass
-class CompactReport:
-    partitions_compacted: list[PartitionKey] = field(default_factory=list)
-    partitions_skipped: int = 0
-    files_before: int = 0
-    files_after: int = 0
-    rows: int = 0
 
 
 class ParquetLake:
@@ -464,21 +418,6 @@ class ParquetLake:
             self._supersede(key, files, utc_stamp())
         self._replace_files(key, table, files)
         return table.num_rows
-
-
-_CANONICAL_DTYPES = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
-
-
-def to_bars_frame(table: pa.Table) -> pd.DataFrame:
-    """Canonical frame from a file-schema table (direct Arrow conversion; conform_bars is the
-    fallback should a pandas/pyarrow pairing ever map a type differently)."""
-    df = table.select(list(BAR_COLUMNS)).to_pandas(types_mapper=_INT64_AS_NULLABLE.get)
-    if any(df[c].dtype != t for c, t in _CANONICAL_DTYPES.items()):
-        return conform_bars(df)
-    return df
-
-
-_INT64_AS_NULLABLE = {pa.int64(): pd.Int64Dtype()}
 
 
 def _is_replaced_file(exc: OSError) -> bool:

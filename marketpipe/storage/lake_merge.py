@@ -1,4 +1,5 @@
-"""Pure Arrow/numpy helpers for one partition: de-duplicate, merge (new wins), diff, split."""
+"""Pure Arrow/numpy helpers: group into partitions, de-duplicate, merge (new wins), diff,
+split, and convert to the canonical pandas frame."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpipe.bars import BAR_COLUMNS
+from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, conform_bars
 
 VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "ts")
 
@@ -136,3 +137,18 @@ def split_rows(table: pa.Table, max_rows: int) -> list[pa.Table]:
     if table.num_rows <= max_rows:
         return [table]
     return [table.slice(i, max_rows) for i in range(0, table.num_rows, max_rows)]
+
+
+_CANONICAL_DTYPES = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
+
+
+def to_bars_frame(table: pa.Table) -> pd.DataFrame:
+    """Canonical frame from a file-schema table (direct Arrow conversion; conform_bars is the
+    fallback should a pandas/pyarrow pairing ever map a type differently)."""
+    df = table.select(list(BAR_COLUMNS)).to_pandas(types_mapper=_INT64_AS_NULLABLE.get)
+    if any(df[c].dtype != t for c, t in _CANONICAL_DTYPES.items()):
+        return conform_bars(df)
+    return df
+
+
+_INT64_AS_NULLABLE = {pa.int64(): pd.Int64Dtype()}
