@@ -58,11 +58,43 @@ class WriteReport:
         self.restated += other.restated
         self.files += other.files
 
+    def summary(self) -> dict:
+        """JSON-safe counts for flow results and artifacts (no frames, no full file lists)."""
+        return {
+            "rows_received": self.rows_received,
+            "rows_written": self.rows_written,
+            "rows_added": self.rows_added,
+            "rows_changed": self.rows_changed,
+            "rows_unchanged": self.rows_unchanged,
+            "partitions_rewritten": len(self.partitions),
+            "partitions_unchanged": len(self.partitions_unchanged),
+            "files_written": len(self.files),
+            "restated": [
+                {
+                    "partition": r.partition.relpath,
+                    "changed_rows": r.changed_rows,
+                    "superseded": r.superseded_path,
+                }
+                for r in self.restated
+            ],
+        }
+
 
 @dataclass
 class CompactReport:
+    """What `compact` did (file counts over every partition it looked at)."""
+
     partitions_compacted: list[PartitionKey] = field(default_factory=list)
     partitions_skipped: int = 0
     files_before: int = 0
     files_after: int = 0
     rows: int = 0
+
+    def summary(self) -> dict:
+        return {
+            "partitions_compacted": len(self.partitions_compacted),
+            "partitions_skipped": self.partitions_skipped,
+            "files_before": self.files_before,
+            "files_after": self.files_after,
+            "rows": self.rows,
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -198,6 +199,8 @@ def test_restatement_rewrites_one_partition_and_keeps_superseded_copy(lake_targe
     assert _bytes(lake_target, msft) == old_msft
     assert _bytes(lake_target, f"{restated.superseded_path}/part-0.parquet") == old_aapl
     stamp = restated.superseded_path.split("/")[1]
+    summary = report.summary()
+    assert json.loads(json.dumps(summary)) == summary and summary["rows_changed"] == 3
     assert lake.superseded() == [(stamp, PartitionKey("1m", "AAPL", 2024))]
     assert lake.read_bars("AAPL", "1m")["close"].head(3).tolist() == [1.0, 2.0, 3.0]
     # pure additions do not create superseded copies
