@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from marketpipe.bars import INTERVALS, conform_bars, empty_bars
-from marketpipe.errors import ConfigError, StoreError
+from marketpipe.errors import ConfigError, ContractError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
 from marketpipe.storage.lake_merge import (
     group_partitions,
@@ -109,6 +109,9 @@ class ParquetLake:
         report = WriteReport(rows_received=len(df))
         if len(df) == 0:
             return report
+        for col in ("symbol", "interval", "ts"):
+            if col not in df.columns or df[col].isna().any():
+                raise ContractError(f"bars for the cold lake need a non-null {col!r} in every row")
         df = conform_bars(df)
         for interval in df["interval"].unique():
             validate_interval(interval)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES
-from marketpipe.errors import ConfigError, ServiceUnavailable
+from marketpipe.errors import ConfigError, ContractError, ServiceUnavailable
 from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.lake_paths import PartitionKey
 
@@ -171,6 +171,20 @@ def test_unsafe_symbol_is_rejected_before_any_path(lake_target, bad, bars):
         lake.read_bars([bad], "1m")
     with pytest.raises(ConfigError):
         PartitionKey("1m", bad, 2024)
+
+
+def test_null_keys_are_rejected(lake_target, bars):
+    lake = _lake(lake_target)
+    df = bars("AAPL", 3)
+    df.loc[1, "symbol"] = None
+    with pytest.raises(ContractError):
+        lake.write_bars(df)
+    df = bars("AAPL", 3)
+    df["ts"] = df["ts"].astype("object")
+    df.loc[2, "ts"] = None
+    with pytest.raises(ContractError):
+        lake.write_bars(df)
+    assert _files(lake_target) == []
 
 
 def test_bad_interval_is_rejected(lake_target, bars):
