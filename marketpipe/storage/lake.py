@@ -36,6 +36,7 @@ from marketpipe.errors import ConfigError, ContractError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
 from marketpipe.storage.lake_merge import (
     group_partitions,
+    is_canonical,
     is_sorted_unique,
     merge_partition,
     sort_unique_last,
@@ -112,7 +113,8 @@ class ParquetLake:
         for col in ("symbol", "interval", "ts"):
             if col not in df.columns or df[col].isna().any():
                 raise ContractError(f"bars for the cold lake need a non-null {col!r} in every row")
-        df = conform_bars(df)
+        if not is_canonical(df):
+            df = conform_bars(df)
         for interval in df["interval"].unique():
             validate_interval(interval)
         for symbol in df["symbol"].unique():

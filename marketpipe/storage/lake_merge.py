@@ -142,6 +142,13 @@ def split_rows(table: pa.Table, max_rows: int) -> list[pa.Table]:
 _CANONICAL_DTYPES = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
 
 
+def is_canonical(df: pd.DataFrame) -> bool:
+    """True when `df` already has exactly the canonical columns, order and dtypes."""
+    return list(df.columns) == list(BAR_COLUMNS) and all(
+        df[c].dtype == t for c, t in _CANONICAL_DTYPES.items()
+    )
+
+
 def to_bars_frame(table: pa.Table) -> pd.DataFrame:
     """Canonical frame from a file-schema table (direct Arrow conversion; conform_bars is the
     fallback should a pandas/pyarrow pairing ever map a type differently)."""
