@@ -6,12 +6,14 @@ Layout and file schema: see `marketpipe.storage.lake_paths`. Point external read
 
 Consistency model (one writer per partition at a time; readers any time):
 - a partition is rewritten as a whole: merged rows are staged under `{url}/_tmp/`, moved into
-  place as `part-0..part-{m-1}`, then stale `part-{m..}` files are removed;
-- a partition of one file (the normal case: default 2M rows ≈ 100 MB) is replaced atomically
-  (local `rename`, S3 object copy) -- readers see the old or the new file, never a mix;
-- a partition of several files has a short window (between its file moves) in which a reader
-  listing it may see some new and some old files. `read_bars` de-duplicates keys and retries a
-  file that vanished between listing and reading; plain pyarrow/DuckDB readers do neither.
+  place as `part-0..part-{m-1}`, then stale `part-{m..}` files are removed (on S3 a single
+  file skips staging: one PUT to its final key is already atomic);
+- a partition of one file (the normal case: default 2M rows ≈ 85 MB) is replaced atomically
+  (local rename, S3 PUT) -- readers see the old or the new file, never a mix;
+- a partition of several files (now or after the rewrite) has a short window in which a
+  reader listing it may see some new and some old files (new land before old are removed, so
+  mostly doubled rows). `read_bars` de-duplicates keys and retries a file that vanished
+  between listing and reading; plain pyarrow/DuckDB readers do neither. See docs/LAKE.md.
 - restated rows (stored key, new values) keep the previous files under
   `{url}/_superseded/{stamp}/bars/...`; `restore_superseded(...)` puts them back.
 """
@@ -19,8 +21,10 @@ Consistency model (one writer per partition at a time; readers any time):
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -28,12 +32,20 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from marketpipe.bars import STORED_INTERVALS, conform_bars, empty_bars
-from marketpipe.errors import ConfigError, StoreError
+from marketpipe.errors import ConfigError, ContractError, StoreError
 from marketpipe.storage.lake_fs import LakeFS
-from marketpipe.storage.lake_merge import merge_partition, sort_unique_last, split_rows
+from marketpipe.storage.lake_merge import (
+    group_partitions,
+    is_canonical,
+    is_sorted_unique,
+    merge_partition,
+    sort_unique_last,
+    split_rows,
+    to_bars_frame,
+)
 from marketpipe.storage.lake_paths import (
+    BARS_SCHEMA,
     DATASET_DIR,
-    FILE_SCHEMA,
     SUPERSEDED_DIR,
     PartitionKey,
     decode_symbol,
@@ -43,62 +55,27 @@ from marketpipe.storage.lake_paths import (
     utc_stamp,
     validate_interval,
 )
+from marketpipe.storage.lake_reports import (
+    CompactReport,
+    PartitionInfo,
+    Restatement,
+    WriteReport,
+)
 from marketpipe.symbols import validate_symbol
+
+__all__ = [
+    "CompactReport",
+    "ParquetLake",
+    "PartitionInfo",
+    "PartitionKey",
+    "Restatement",
+    "WriteReport",
+]
 
 DEFAULT_MAX_ROWS_PER_FILE = 2_000_000  # ≈ 100 MB of 1m bars with snappy; keeps files ≤ 128 MB
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 _READ_ATTEMPTS = 3
-
-
-@dataclass
-class PartitionInfo:
-    interval: str
-    symbol: str
-    year: int
-    files: int
-    rows: int
-    bytes: int = 0
-
-    @property
-    def key(self) -> PartitionKey:
-        return PartitionKey(self.interval, self.symbol, self.year)
-
-
-@dataclass
-class Restatement:
-    partition: PartitionKey
-    changed_rows: int
-    superseded_path: str  # relative to the lake root
-
-
-@dataclass
-class WriteReport:
-    """What `write_bars` did. `rows_written` = rows added + rows changed."""
-
-    rows_received: int = 0
-    rows_added: int = 0
-    rows_changed: int = 0
-    rows_unchanged: int = 0
-    partitions: list[PartitionKey] = field(default_factory=list)  # rewritten
-    partitions_unchanged: list[PartitionKey] = field(default_factory=list)
-    restated: list[Restatement] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # written, relative to the lake root
-
-    @property
-    def rows_written(self) -> int:
-        return self.rows_added + self.rows_changed
-
-    def __int__(self) -> int:
-        return self.rows_written
-
-
-@dataclass
-class CompactReport:
-    partitions_compacted: list[PartitionKey] = field(default_factory=list)
-    partitions_skipped: int = 0
-    files_before: int = 0
-    files_after: int = 0
-    rows: int = 0
+_STAMP_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
 class ParquetLake:
@@ -110,9 +87,11 @@ class ParquetLake:
         storage_options: dict | None = None,
         *,
         max_rows_per_file: int = DEFAULT_MAX_ROWS_PER_FILE,
+        max_workers: int | None = None,
     ):
         if max_rows_per_file < 1:
             raise ValueError("max_rows_per_file must be >= 1")
+        self.max_workers = max_workers or min(4, os.cpu_count() or 2)
         self.io = LakeFS(url, storage_options)
         self.url = self.io.url
         self.max_rows_per_file = max_rows_per_file
@@ -131,29 +110,40 @@ class ParquetLake:
         report = WriteReport(rows_received=len(df))
         if len(df) == 0:
             return report
-        df = conform_bars(df)
+        for col in ("symbol", "interval", "ts"):
+            if col not in df.columns or df[col].isna().any():
+                raise ContractError(f"bars for the cold lake need a non-null {col!r} in every row")
+        if not is_canonical(df):
+            df = conform_bars(df)
         for interval in df["interval"].unique():
             validate_interval(interval)
         for symbol in df["symbol"].unique():
             validate_symbol(symbol)  # before any path is built
-        table = pa.Table.from_pandas(df, schema=FILE_SCHEMA, preserve_index=False)
+        table = pa.Table.from_pandas(df, schema=BARS_SCHEMA, preserve_index=False)
         table = table.replace_schema_metadata(None)
-        years = df["ts"].dt.year.to_numpy()
-        groups = pd.DataFrame({"i": df["interval"], "s": df["symbol"], "y": years}).groupby(
-            ["i", "s", "y"], sort=True
-        )
+        groups = group_partitions(table)
         stamp = utc_stamp()
-        for (interval, symbol, year), idx in groups.indices.items():
-            key = PartitionKey(str(interval), str(symbol), int(year))
-            part = sort_unique_last(table.take(pa.array(np.asarray(idx))))
-            self._write_partition(key, part, report, stamp)
+
+        def one(item: tuple[tuple[str, str, int], pa.Table]) -> WriteReport:
+            (interval, symbol, year), rows = item
+            key = PartitionKey(interval, symbol, year)
+            return self._write_partition(key, sort_unique_last(rows), stamp)
+
+        # Partitions are independent; pyarrow and s3fs release the GIL while encoding/uploading.
+        workers = max(1, min(len(groups), self.max_workers))
+        if workers == 1:
+            parts = [one(g) for g in groups]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lake") as pool:
+                parts = list(pool.map(one, groups))
+        for part in parts:
+            report.merge(part)
         return report
 
-    def _write_partition(
-        self, key: PartitionKey, new: pa.Table, report: WriteReport, stamp: str
-    ) -> None:
+    def _write_partition(self, key: PartitionKey, new: pa.Table, stamp: str) -> WriteReport:
+        report = WriteReport()
         files = self._part_files(key)
-        old = self.io.read_parquet(files) if files else FILE_SCHEMA.empty_table()
+        old = self.io.read_parquet(files) if files else BARS_SCHEMA.empty_table()
         if files:
             old = sort_unique_last(old)
         result = merge_partition(old, new)
@@ -162,12 +152,13 @@ class ParquetLake:
         report.rows_unchanged += result.unchanged
         if result.is_noop:
             report.partitions_unchanged.append(key)
-            return
+            return report
         if result.changed:
             dest = self._supersede(key, files, stamp)
             report.restated.append(Restatement(key, result.changed, dest))
         report.files += self._replace_files(key, result.table, files)
         report.partitions.append(key)
+        return report
 
     def _supersede(self, key: PartitionKey, files: list[str], stamp: str) -> str:
         """Copy a partition's current files under `_superseded/{stamp}/`; return that folder."""
@@ -283,18 +274,20 @@ class ParquetLake:
         start: object = None,
         end: object = None,
     ) -> pd.DataFrame:
-        """Canonical bars with `start <= ts <= end` (both inclusive, UTC), sorted by symbol, ts.
+        """Canonical bars with `start <= ts < end` (half-open, UTC, as the hot store), sorted.
 
         Only the partitions of the requested symbols and years are listed and opened.
         """
         validate_interval(interval)
-        syms = _as_symbols(symbols) or []
+        syms = sorted(_as_symbols(symbols) or [])
         lo, hi = _utc(start), _utc(end)
-        last_exc: FileNotFoundError | None = None
+        last_exc: OSError | None = None
         for _ in range(_READ_ATTEMPTS):
             try:
                 return self._read_once(syms, interval, lo, hi)
-            except FileNotFoundError as exc:  # a file replaced between listing and reading
+            except OSError as exc:  # a file replaced/removed between listing and reading
+                if not _is_replaced_file(exc):
+                    raise
                 last_exc = exc
         raise StoreError(
             f"cold lake {self.io.display}: files kept changing during read"
@@ -309,15 +302,24 @@ class ParquetLake:
                 files += self._part_files(PartitionKey(interval, sym, year))
         if not files:
             return empty_bars()
+        # a bound that lies outside the partitions' years filters nothing: skip evaluating it
+        years = [int(f.split("/year=")[1].split("/")[0]) for f in files]
+        if lo is not None and lo <= pd.Timestamp(year=min(years), month=1, day=1, tz="UTC"):
+            lo = None
+        if hi is not None and hi >= pd.Timestamp(year=max(years) + 1, month=1, day=1, tz="UTC"):
+            hi = None
         flt = None
         if lo is not None:
-            flt = pads.field("ts") >= pa.scalar(lo, FILE_SCHEMA.field("ts").type)
+            flt = pads.field("ts") >= pa.scalar(lo, BARS_SCHEMA.field("ts").type)
         if hi is not None:
-            cond = pads.field("ts") <= pa.scalar(hi, FILE_SCHEMA.field("ts").type)
+            cond = pads.field("ts") < pa.scalar(hi, BARS_SCHEMA.field("ts").type)
             flt = cond if flt is None else flt & cond
         table = self.io.read_parquet(files, filter=flt)
-        df = conform_bars(table.to_pandas())
-        df = df.drop_duplicates(subset=["symbol", "ts"], keep="last")  # multi-file rewrite window
+        df = to_bars_frame(table)
+        if is_sorted_unique(table):  # files were read in (symbol, year, part) order
+            return df
+        # only while a multi-file partition is being rewritten: drop the doubled keys
+        df = df.drop_duplicates(subset=["symbol", "ts"], keep="last")
         return df.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
 
     def read_partition(self, interval: str, symbol: str, year: int) -> pd.DataFrame:
@@ -326,7 +328,7 @@ class ParquetLake:
         files = self._part_files(key)
         if not files:
             return empty_bars()
-        return conform_bars(self.io.read_parquet(files).to_pandas())
+        return to_bars_frame(self.io.read_parquet(files))
 
     def partition_keys(self, interval: str, symbol: str, year: int) -> pd.DatetimeIndex:
         """Sorted `ts` values stored in one partition (duplicates kept, so they can be detected)."""
@@ -410,6 +412,10 @@ class ParquetLake:
         """Make the copy superseded at `stamp` the partition's content again (the current
         content is itself superseded, so a restore can be undone). Returns rows restored."""
         key = PartitionKey(interval, symbol, int(year))
+        if not _STAMP_RE.match(stamp):
+            raise ConfigError(
+                f"invalid superseded stamp {stamp[:40]!r}: expected e.g. {utc_stamp()}"
+            )
         src_dir = f"{SUPERSEDED_DIR}/{stamp}/{key.relpath}"
         names = [n for n, kind, _ in self.io.list_dir(src_dir) if part_index(n) is not None]
         if not names:
@@ -421,6 +427,11 @@ class ParquetLake:
             self._supersede(key, files, utc_stamp())
         self._replace_files(key, table, files)
         return table.num_rows
+
+
+def _is_replaced_file(exc: OSError) -> bool:
+    # FileNotFoundError: removed (local or S3); s3fs `FileExpired`: ETag changed mid-read.
+    return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "FileExpired"
 
 
 def _as_symbols(symbols: Iterable[str] | str | None) -> list[str] | None:

@@ -1,7 +1,9 @@
-"""Pure Arrow/numpy helpers for one partition: de-duplicate, merge (new wins), diff, split."""
+"""Pure Arrow/numpy helpers: group into partitions, de-duplicate, merge (new wins), diff,
+split, and convert to the canonical pandas frame."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpipe.bars import BAR_COLUMNS
+from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, conform_bars
 
 VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "ts")
 
@@ -22,6 +24,8 @@ def ts_int(table: pa.Table) -> np.ndarray:
 def sort_unique_last(table: pa.Table) -> pa.Table:
     """Rows sorted by ts; of rows sharing a ts the last one (input order) is kept."""
     ts = ts_int(table)
+    if len(ts) < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        return table  # already sorted and unique (the usual case)
     order = np.argsort(ts, kind="stable")
     sorted_ts = ts[order]
     keep = np.ones(len(order), dtype=bool)
@@ -30,6 +34,18 @@ def sort_unique_last(table: pa.Table) -> pa.Table:
     if len(idx) == len(ts) and np.array_equal(idx, np.arange(len(ts))):
         return table
     return table.take(pa.array(idx))
+
+
+def is_sorted_unique(table: pa.Table) -> bool:
+    """True when rows are ordered by (symbol, ts) with no repeated key."""
+    n = table.num_rows
+    if n < 2:
+        return True
+    sym, ts = table.column("symbol"), ts_int(table)
+    head, tail = sym.slice(0, n - 1), sym.slice(1)
+    same = pc.equal(tail, head).to_numpy(zero_copy_only=False)
+    later = pc.greater(tail, head).to_numpy(zero_copy_only=False)
+    return bool(np.all(np.where(same, ts[1:] > ts[:-1], later)))
 
 
 def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -80,8 +96,66 @@ def merge_partition(old: pa.Table, new: pa.Table) -> MergeResult:
     return MergeResult(merged, added, changed, n_overlap - changed)
 
 
+_MAX_RUNS = 256
+_SORT_KEYS = [("interval", "ascending"), ("symbol", "ascending"), ("ts", "ascending")]
+
+PartitionTuple = tuple[str, str, int]
+
+
+def _run_starts(table: pa.Table, years: pa.ChunkedArray) -> np.ndarray:
+    n = table.num_rows
+    if n < 2:
+        return np.zeros(min(n, 1), dtype=np.int64)
+    change = None
+    for col in (table.column("interval"), table.column("symbol"), years):
+        diff = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+        change = diff if change is None else pc.or_(change, diff)
+    idx = np.flatnonzero(change.to_numpy(zero_copy_only=False)) + 1
+    return np.concatenate([[0], idx])
+
+
+def group_partitions(table: pa.Table) -> list[tuple[PartitionTuple, pa.Table]]:
+    """Split rows into (interval, symbol, year) groups, sorted by key, input order kept within
+    a group. Zero-copy slices when the input arrives grouped (as providers emit it)."""
+    years = pc.year(table.column("ts"))
+    starts = _run_starts(table, years)
+    if len(starts) > _MAX_RUNS:  # interleaved input: one stable sort, then contiguous runs
+        table = table.take(pc.sort_indices(table, sort_keys=_SORT_KEYS))
+        years = pc.year(table.column("ts"))
+        starts = _run_starts(table, years)
+    ends = np.append(starts[1:], table.num_rows)
+    runs: dict[PartitionTuple, list[pa.Table]] = defaultdict(list)
+    iv, sym = table.column("interval"), table.column("symbol")
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        key = (iv[a].as_py(), sym[a].as_py(), int(years[a].as_py()))
+        runs[key].append(table.slice(a, b - a))
+    return [(k, v[0] if len(v) == 1 else pa.concat_tables(v)) for k, v in sorted(runs.items())]
+
+
 def split_rows(table: pa.Table, max_rows: int) -> list[pa.Table]:
     """Contiguous slices of at most `max_rows` rows (at least one slice, possibly empty)."""
     if table.num_rows <= max_rows:
         return [table]
     return [table.slice(i, max_rows) for i in range(0, table.num_rows, max_rows)]
+
+
+_CANONICAL_DTYPES = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
+
+
+def is_canonical(df: pd.DataFrame) -> bool:
+    """True when `df` already has exactly the canonical columns, order and dtypes."""
+    return list(df.columns) == list(BAR_COLUMNS) and all(
+        df[c].dtype == t for c, t in _CANONICAL_DTYPES.items()
+    )
+
+
+def to_bars_frame(table: pa.Table) -> pd.DataFrame:
+    """Canonical frame from a file-schema table (direct Arrow conversion; conform_bars is the
+    fallback should a pandas/pyarrow pairing ever map a type differently)."""
+    df = table.select(list(BAR_COLUMNS)).to_pandas(types_mapper=_INT64_AS_NULLABLE.get)
+    if any(df[c].dtype != t for c, t in _CANONICAL_DTYPES.items()):
+        return conform_bars(df)
+    return df
+
+
+_INT64_AS_NULLABLE = {pa.int64(): pd.Int64Dtype()}

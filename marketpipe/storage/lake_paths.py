@@ -28,10 +28,8 @@ SUPERSEDED_DIR = "_superseded"
 TMP_DIR = "_tmp"
 PART_RE = re.compile(r"^part-(\d+)\.parquet$")
 
-# Files carry every canonical column (symbol and interval included, so a single file is
-# self-describing); `year` exists only in the path. pyarrow and DuckDB both read the in-file
-# `symbol` when a column and a partition field share the name, so the decoded value is exact.
-FILE_SCHEMA = pa.schema(
+# The canonical bars as an Arrow schema (what the lake takes in and hands out).
+BARS_SCHEMA = pa.schema(
     [
         ("symbol", pa.string()),
         ("interval", pa.string()),
@@ -46,10 +44,17 @@ FILE_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
-# Partition fields as pyarrow's hive discovery sees them (`segment_encoding="uri"` decodes symbol).
+# Files hold everything but the partition columns: `interval` and `symbol` live only in the
+# path (plain Hive style). Had they been in the files too, `pq.read_table(root)` and
+# `pd.read_parquet(root)` fail ("Field interval has incompatible types: string vs dictionary")
+# because they infer dictionary-typed partition fields. pyarrow (segment_encoding="uri") and
+# DuckDB both percent-decode the symbol segment.
+PARTITION_COLUMNS = ("interval", "symbol")
+FILE_SCHEMA = pa.schema([f for f in BARS_SCHEMA if f.name not in PARTITION_COLUMNS])
 PARTITION_SCHEMA = pa.schema(
     [("interval", pa.string()), ("symbol", pa.string()), ("year", pa.int32())]
 )
+DATASET_SCHEMA = pa.schema(list(FILE_SCHEMA) + list(PARTITION_SCHEMA))
 
 
 def validate_interval(interval: str) -> str:
