@@ -399,6 +399,18 @@ class ParquetLake:
             report.rows += table.num_rows
         return report
 
+    # ================================================================== features
+    def write_features(self, df: pd.DataFrame) -> int:
+        """Processing output older than the hot window (see `feature_lake.FeatureLake`)."""
+        from marketpipe.storage.feature_lake import FeatureLake
+
+        return FeatureLake(self.io).write(df)
+
+    def read_features(self, symbols, interval: str, start=None, end=None) -> pd.DataFrame:
+        from marketpipe.storage.feature_lake import FeatureLake
+
+        return FeatureLake(self.io).read(symbols, interval, start, end)
+
     def superseded(self) -> list[tuple[str, PartitionKey]]:
         """(stamp, partition) of every superseded copy, oldest first."""
         out = []
