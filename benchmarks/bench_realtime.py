@@ -6,8 +6,8 @@ Phase `max`: `ticks` synthetic ticks pushed as fast as the pipeline absorbs them
 for queue room instead of dropping) into 1-second and 1-minute bars -> sustained ticks/s.
 Phase `paced`: the same pipeline fed at the 50k ticks/s target rate -> tick -> committed-row
 latency at target load (in `max` the queue is full by construction, so latency there is queueing).
-Each flush commits to PostgreSQL with COPY into a temp table + INSERT ... ON CONFLICT DO UPDATE
-(a tiny local sink; the lead swaps in the real hot store). Ratios >= 1.0 meet the target.
+Each flush commits to PostgreSQL through the real hot store (`SqlHotStore.upsert_bars`: binary COPY,
+staged INSERT ... ON CONFLICT when a batch re-writes open bars). Ratios >= 1.0 meet the target.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import os
 import uuid
 from datetime import timedelta
 
-import pandas as pd
 import psycopg
 
 from marketpipe.realtime import RealtimeSession, SessionReport, SyntheticTickSource
+from marketpipe.realtime.sink import HotStoreSink
+from marketpipe.storage.hot import SqlHotStore
 
 ADMIN_URL = os.environ.get(
     "MARKETPIPE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,65 +44,12 @@ COLS = (
 )
 
 
-class PgCopySink:
-    """bars(symbol, interval, ts) upserts: COPY into a temp stage, then INSERT ... ON CONFLICT."""
-
-    def __init__(self, url: str):
-        self.conn = psycopg.connect(url)
-        with self.conn.transaction():
-            self.conn.execute(
-                "create table if not exists bars (symbol text not null, interval text not null,"
-                " ts timestamptz not null, open float8, high float8, low float8, close float8,"
-                " volume float8, vwap float8, trades bigint, source text,"
-                " primary key (symbol, interval, ts))"
-            )
-            self.conn.execute("create temp table stage (like bars) on commit delete rows")
-
-    def write_bars(self, df: pd.DataFrame) -> int:
-        rows = list(
-            zip(
-                df["symbol"].tolist(),
-                df["interval"].tolist(),
-                df["ts"].dt.to_pydatetime().tolist(),
-                df["open"].tolist(),
-                df["high"].tolist(),
-                df["low"].tolist(),
-                df["close"].tolist(),
-                df["volume"].tolist(),
-                df["vwap"].tolist(),
-                [None if pd.isna(t) else int(t) for t in df["trades"]],
-                df["source"].tolist(),
-                strict=True,
-            )
-        )
-        updates = ", ".join(f"{c} = excluded.{c}" for c in COLS[3:])
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            with cur.copy(f"copy stage ({', '.join(COLS)}) from stdin") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(
-                f"insert into bars ({', '.join(COLS)}) select {', '.join(COLS)} from stage"  # noqa: S608
-                f" on conflict (symbol, interval, ts) do update set {updates}"
-            )
-        return len(rows)
-
-    def write_quarantine(self, df: pd.DataFrame) -> int:
-        return len(df)
-
-    def count(self) -> tuple[int, int]:
-        row = self.conn.execute("select count(*), coalesce(sum(trades), 0) from bars").fetchone()
-        self.conn.commit()
-        return int(row[0]), int(row[1])
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def _run(url: str, window: timedelta, *, ticks: int, paced: bool) -> tuple[SessionReport, tuple]:
-    sink = PgCopySink(url)
+    store = SqlHotStore(url)  # the real hot store: ADBC COPY, staged upsert when keys overlap
+    sink = HotStoreSink(store)
     try:
-        sink.conn.execute("truncate bars")
-        sink.conn.commit()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("truncate bars")
         source = SyntheticTickSource(
             SYMBOLS,
             TARGET_TICKS_PER_S,
@@ -122,16 +70,19 @@ def _run(url: str, window: timedelta, *, ticks: int, paced: bool) -> tuple[Sessi
             reconcile=False,
         )
         report = session.run()
-        return report, sink.count()
+        bars = store.read_bars(SYMBOLS, "1s" if window.total_seconds() == 1 else "1m")
+        return report, (len(bars), int(bars["trades"].sum()))
     finally:
-        sink.close()
+        store.dispose()
 
 
 def main(ticks: int = 2_000_000, paced_seconds: float = 10.0) -> list[dict]:
     dbname = f"mp_bench_rt_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'create database "{dbname}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
+    url = (
+        ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + dbname
+    )
     results = []
     try:
         for phase, n, paced in (
