@@ -44,6 +44,23 @@ def _worker(api_url: str, log_path: Path) -> subprocess.Popen:
     )
 
 
+def _wait_for_runs(deployment_id: str, timeout: float) -> list:
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            if runs or time.monotonic() > deadline:
+                return runs
+            time.sleep(1)
+
+
 @pytest.mark.slow
 def test_daily_ingestion_runs_through_a_process_worker(prefect_server, embedded_env, tmp_path):
     from prefect.settings import PREFECT_API_URL
@@ -101,6 +118,11 @@ def test_daily_ingestion_runs_through_a_process_worker(prefect_server, embedded_
     assert result.get("code") == 0, output + "\n--- worker log ---\n" + log.read_text()[-4000:]
     assert lines[0].startswith("pipeline/daily-ingestion: flow run ")
     assert any("Running" in line for line in lines) and "Completed" in lines[-1]
+
+    # the deployment trigger: a completed daily-ingestion run schedules a `processing` run
+    processing_runs = _wait_for_runs(report.deployments["pipeline/processing"], timeout=90)
+    assert processing_runs, "no processing run was triggered by the completed daily-ingestion"
+    assert processing_runs[0].parameters["stages"] == ["processing"]
 
     stores = open_stores(load_settings())
     try:
