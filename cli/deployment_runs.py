@@ -16,6 +16,8 @@ from typing import Any
 from marketpipe.errors import ConfigError
 
 TERMINAL_OK = "COMPLETED"
+# A run asked for by hand is meant to run: the schedule-only gates are off unless asked for.
+MANUAL_DEFAULTS = {"skip_non_sessions": False}
 
 
 def _jsonable(value: Any) -> Any:
@@ -59,6 +61,8 @@ def deployment_parameters(deployment, params: dict[str, Any], warn: Callable[[st
         if value is None:
             continue  # the deployment's (or flow's) default applies
         if props and key not in props:
+            if key in MANUAL_DEFAULTS and value == MANUAL_DEFAULTS[key]:
+                continue
             warn(f"deployment {deployment.name!r} takes no parameter {key!r}; not sent")
             continue
         out[key] = _jsonable(value)
@@ -91,7 +95,7 @@ def trigger_deployment(
         deployment = resolve_deployment(client, name)
         flow_name = client.read_flow(deployment.flow_id).name
     full = f"{flow_name}/{deployment.name}"
-    parameters = deployment_parameters(deployment, params, warn)
+    parameters = deployment_parameters(deployment, {**MANUAL_DEFAULTS, **params}, warn)
     run = run_deployment(full, parameters=parameters, timeout=0, as_subflow=False)
     echo(f"{full}: flow run {run.name} ({run.id}) {run.state.name if run.state else 'Scheduled'}")
     if not watch:

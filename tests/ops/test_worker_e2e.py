@@ -85,8 +85,7 @@ def test_daily_ingestion_runs_through_a_process_worker(prefect_server, embedded_
         "interval": "1d",
         "source": "synthetic",
         "replay_path": None,  # unset → not sent
-        "skip_non_sessions": False,
-    }
+    }  # skip_non_sessions: a manual trigger sends False, so this runs on weekends too
     lines: list[str] = []
     created = threading.Event()
 
@@ -160,3 +159,6 @@ def test_parameters_sent_are_the_flows_own():
     )
     assert got == {"symbols": ["AAPL"], "start": "2024-01-02"}
     assert warnings == ["deployment 'historical-backfill' takes no parameter 'mode'; not sent"]
+    # the manual-run default is dropped silently for flows without it
+    assert deployment_parameters(dep, {"skip_non_sessions": False}, warnings.append) == {}
+    assert len(warnings) == 1
