@@ -43,6 +43,12 @@ def _logger():
         return log
 
 
+def _in_run() -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
 # ---------------------------------------------------------------- quality table
 def quality_table(report_rows: list[dict], quarantine: pd.DataFrame | None) -> list[dict]:
     """One row per symbol: counts from the run report plus `reasons` ('high_lt_low: 2, …')."""
@@ -100,6 +106,8 @@ class RunProgress:
         self.done = 0
         self.key = key
         self.artifact_id = None
+        if not _in_run():
+            return  # outside a flow/task run there is nothing to attach it to
         try:
             from prefect.artifacts import create_progress_artifact
 

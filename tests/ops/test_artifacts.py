@@ -84,6 +84,7 @@ def test_coverage_matrix_from_frames():
 
 def test_progress_outside_a_run_is_harmless():
     p = art.RunProgress(total=4, key="test-progress")
+    assert p.artifact_id is None
     assert p.advance() == 25.0 and p.advance(3) == 100.0
 
 

@@ -93,3 +93,11 @@ def test_bootstrap_is_idempotent(prefect_server, ops_settings, capsys):
 
     printed = capsys.readouterr()
     assert "pa55word" not in printed.out + printed.err and "pk-test-123" not in printed.out
+
+
+def test_bootstrap_command_prints_no_secrets(prefect_server, ops_settings, capsys):
+    assert bs.main(["--no-deploy"]) == 0
+    out = capsys.readouterr().out
+    assert "block marketpipe-hot:" in out and "provider-polygon" in out
+    assert "mp:***@127.0.0.1" in out  # the masked hot URL
+    assert "pa55word" not in out and "pk-test-123" not in out
