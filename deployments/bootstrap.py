@@ -145,13 +145,23 @@ def save_blocks(settings, report: BootstrapReport) -> None:
         hot_days=settings.hot_days,
     )
     report.blocks[LAKE_BLOCK] = str(lake.save(LAKE_BLOCK, overwrite=True))
-    creds = ProviderCredentials(
-        provider="polygon",
-        api_key=settings.polygon_api_key,
-        base_url=settings.polygon_base_url,
-    )
     name = CREDENTIALS_BLOCK.format(provider="polygon")
+    api_key = settings.polygon_api_key
+    if api_key is None:  # keep a key someone stored in the block (UI/CLI) rather than wipe it
+        api_key = _existing_secret(ProviderCredentials, name, "api_key")
+    creds = ProviderCredentials(
+        provider="polygon", api_key=api_key, base_url=settings.polygon_base_url
+    )
     report.blocks[name] = str(creds.save(name, overwrite=True))
+
+
+def _existing_secret(cls, name: str, field_name: str):
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return getattr(cls.load(name), field_name, None)
+    except (ObjectNotFound, ValueError):
+        return None
 
 
 def ensure_work_pool(client, report: BootstrapReport) -> None:

@@ -89,6 +89,12 @@ def test_bootstrap_is_idempotent(prefect_server, ops_settings, capsys):
     assert third.limits == first.limits
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name("provider-polygon").limit == 10
+    # without POLYGON_API_KEY a re-run keeps the key stored in the block
+    no_key = ops_settings.model_copy(update={"polygon_api_key": None})
+    assert bs.bootstrap(no_key, deploy_flows=False).blocks == first.blocks
+    assert (
+        ProviderCredentials.load("marketpipe-polygon").api_key.get_secret_value() == "pk-test-123"
+    )
     bs.bootstrap(ops_settings, deploy_flows=False)
 
     printed = capsys.readouterr()
