@@ -30,14 +30,14 @@ def test_runner_specs(monkeypatch):
 
 @pytest.mark.slow
 def test_ingestion_on_a_local_dask_cluster(prefect_server, tmp_path, monkeypatch, sqlite_url):
-    """Two Dask workers (threads in this process: processes=False; the ingestion tasks take an
-    open `Stores`, which does not pickle). Needs the merged tree."""
+    """Two Dask worker *processes* (`dask:2`; the open `SqlHotStore` argument travels as its URL,
+    see `enable_store_pickling`). Needs the merged tree."""
     monkeypatch.setenv("MARKETPIPE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MARKETPIPE_HOT_URL", sqlite_url)
     monkeypatch.setenv("MARKETPIPE_COLD_URL", str(tmp_path / "lake"))
     from flows.ingestion import ingestion
 
-    runner = task_runner_from_env("dask:2:inproc")
+    runner = task_runner_from_env("dask:2")
     today = pd.Timestamp.now(tz="UTC").date()
     start = (pd.Timestamp(today) - pd.Timedelta(days=45)).date()
     report = ingestion.with_options(task_runner=runner)(
