@@ -304,7 +304,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        print(f"bootstrapping Prefect for marketpipe (hot store {settings.hot_url_masked})")
+        from prefect.settings import PREFECT_API_URL
+
+        api = PREFECT_API_URL.value()
+        print(f"bootstrapping Prefect at {api or 'the local ephemeral API'} for marketpipe")
+        print(f"  hot store {settings.hot_url_masked}, cold lake {settings.cold_url_resolved}")
+        if not api:
+            print(
+                "bootstrap: warning: PREFECT_API_URL is not set; workers cannot reach an "
+                "ephemeral API. Start `prefect server start` and export "
+                "PREFECT_API_URL=http://127.0.0.1:4200/api first.",
+                file=sys.stderr,
+            )
         report = bootstrap(settings, deploy_flows=not args.no_deploy, names=args.name)
     except (MarketpipeError, RuntimeError) as exc:
         print(f"bootstrap: error: {exc}", file=sys.stderr)
