@@ -1,0 +1,1 @@
+"""Prefect deployments for marketpipe: `prefect.yaml` plus the idempotent bootstrap."""
