@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test check format bench deploy lock clean
+.PHONY: install run test check format bench deploy worker status lock clean
 
 install: $(STAMP)
 
@@ -34,8 +34,15 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+## Prefect: blocks, work pool, limits, automation and the prefect.yaml deployments (needs PREFECT_API_URL)
 deploy: $(STAMP)
 	$(PY) -m deployments.bootstrap
+
+worker: $(STAMP)
+	$(BIN)/prefect worker start --pool marketpipe
+
+status: $(STAMP)
+	$(BIN)/marketpipe status
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | sed '1i # pip constraints: exact versions resolved on the project machine (python 3.11). Regenerate with `make lock`.' > requirements.lock

@@ -26,6 +26,12 @@ def run(
         None, help="Seconds to stream in --mode realtime|hybrid (default: until the XNYS close)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate the plan; touch no store."),
+    deployment: str = typer.Option(
+        None, help="Run through this Prefect deployment (e.g. daily-ingestion); needs a worker."
+    ),
+    watch: bool = typer.Option(
+        False, "--watch", help="With --deployment: follow the run; exit 0 only if it completes."
+    ),
 ):
     """Run the pipeline (default: offline synthetic daily bars for AAPL, MSFT, SPY, last 90 days)."""
     from flows.pipeline import check_stages
@@ -48,6 +54,10 @@ def run(
 
         typer.echo(describe_plan(settings, **params))
         return
+    if deployment:
+        from cli.deployment_runs import trigger_deployment
+
+        raise SystemExit(trigger_deployment(deployment, params, watch))
     from flows.pipeline import pipeline
 
     reports = pipeline(**params, duration_s=duration)

@@ -25,6 +25,7 @@ def _register() -> None:
     from cli import (  # noqa: F401  (importing registers the commands on `app`)
         commands_data,
         commands_history,
+        commands_ops,
         commands_run,
         commands_store,
     )
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: click returns typer.Exit's code instead of raising it
+        rv = app(args=argv, standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
     except (ConfigError, ContractError) as exc:
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Exit):
             return exc.exit_code
         return _fail(exc, 1, debug, prefix=f"{type(exc).__name__}: ")
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:

@@ -10,6 +10,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.context import get_run_context
 
+from marketpipe import metrics
 from marketpipe.storage import Stores
 
 
@@ -33,7 +34,8 @@ def job_run(stores: Stores, job: str, params: dict, flow_run_id: str) -> Iterato
     job_id = stores.hot.start_job(job, params, flow_run_id=flow_run_id)
     counts["_job_id"] = job_id
     try:
-        yield counts
+        with metrics.track_job(job):
+            yield counts
     except BaseException as exc:
         counts.pop("_job_id", None)
         status = "cancelled" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"

@@ -8,7 +8,9 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows._artifacts import RunProgress, publish_coverage_report, publish_quality_table
 from flows._run import current_flow_run_id, job_run, publish_table
+from marketpipe import metrics
 from marketpipe.historical import incremental_start
 from marketpipe.ingest import StoredBatch, chunk_label, chunk_symbols, default_range
 from marketpipe.providers.base import BarsQuery
@@ -32,6 +34,7 @@ def ingestion(
 ) -> dict:
     """Ingest bars for `symbols` over [start, end] (default: AAPL, MSFT, SPY, last 90 days)."""
     settings = load_settings()
+    metrics.init_from_settings(settings)
     logger = get_run_logger()
     syms = parse_symbols(list(symbols or DEFAULT_SYMBOLS))
     now = pd.Timestamp.now(tz="UTC")
@@ -68,10 +71,27 @@ def ingestion(
                         stores, checked, now, settings.hot_days, group, label, source
                     )
                 )
-            stored = [f.result() for f in futures]
+            progress = RunProgress(len(futures), "ingestion-progress", f"{source} {interval}")
+            stored = []
+            for fut in futures:
+                stored.append(fut.result())
+                progress.advance()
             report = _report(stored, syms, source)
             counts.update(report["totals"])
+            metrics.batch_done("ingestion", source, len(futures))
+            metrics.rows_written("ingestion", source, counts["hot"] + counts["cold"])
         publish_table("ingestion-summary", report["rows"], f"{source} {interval} {start}..{end}")
+        quarantine = stores.hot.read_quarantine(symbols=syms, interval=interval, run_id=run_id)
+        publish_quality_table("ingestion-quality", report["rows"], quarantine, f"run {run_id}")
+        publish_coverage_report(
+            stores,
+            syms,
+            interval,
+            start,
+            end,
+            "ingestion-coverage",
+            f"Coverage after ingestion ({source} {interval})",
+        )
         logger.info(
             "ingested %s rows: %s hot, %s cold, %s quarantined",
             *(report["totals"][k] for k in ("fetched", "hot", "cold", "quarantined")),

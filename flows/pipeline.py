@@ -11,6 +11,7 @@ from flows.ingestion import ingestion
 from flows.processing import processing
 from flows.realtime import realtime_session
 from marketpipe.errors import ConfigError
+from marketpipe.status import non_session_reason
 
 STAGES = ("ingestion", "processing", "historical")
 MODES = ("batch", "realtime", "hybrid")
@@ -37,9 +38,13 @@ def pipeline(
     source: str = "synthetic",
     replay_path: str | None = None,
     duration_s: float | None = None,
+    skip_non_sessions: bool = False,
 ) -> dict:
     """Run `stages` (default: ingestion) in `mode` for the symbols and dates; returns per-stage reports."""
     stages = check_stages(list(stages or ["ingestion"]), mode)
+    if skip_non_sessions and (reason := non_session_reason()):
+        print(f"skipping: {reason}")
+        return {"skipped": reason}
     reports: dict[str, dict] = {}
     if mode in ("realtime", "hybrid"):
         # a streaming session replaces the batch stages (ingestion would race the stream)

@@ -22,7 +22,7 @@ _LOCK = threading.Lock()
 
 
 def gcl_name(provider: str) -> str:
-    return f"marketpipe-rate-{provider}"
+    return f"provider-{provider}"  # created by deployments/bootstrap.py too
 
 
 def prefect_api_configured() -> bool:
