@@ -6,6 +6,7 @@ from datetime import date
 
 from prefect import flow
 
+from flows._runners import task_runner_from_env
 from flows.historical import historical
 from flows.ingestion import ingestion
 from flows.processing import processing
@@ -57,9 +58,12 @@ def pipeline(
         if stage == "ingestion":
             reports[stage] = ingestion(source=source, replay_path=replay_path, **common)
         elif stage == "processing":
-            reports[stage] = processing(**common)
+            # MARKETPIPE_TASK_RUNNER (e.g. dask:4) picks the runner when the stage starts
+            reports[stage] = processing.with_options(task_runner=task_runner_from_env())(**common)
         elif stage == "historical":
             if not (symbols and start and end):
                 raise ConfigError("stage historical needs symbols, start and end")
-            reports[stage] = historical(source=source, replay_path=replay_path, **common)
+            reports[stage] = historical.with_options(
+                task_runner=task_runner_from_env(default_threads=2)
+            )(source=source, replay_path=replay_path, **common)
     return reports

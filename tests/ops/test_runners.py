@@ -29,20 +29,24 @@ def test_runner_specs(monkeypatch):
 
 
 @pytest.mark.slow
-def test_ingestion_on_a_local_dask_cluster(prefect_server, tmp_path, monkeypatch, sqlite_url):
-    """Two Dask worker *processes* (`dask:2`; the open `SqlHotStore` argument travels as its URL,
-    see `enable_store_pickling`). Needs the merged tree."""
+def test_processing_on_a_local_dask_cluster(prefect_server, tmp_path, monkeypatch, sqlite_url):
+    """The processing flow on two Dask worker *processes* (`dask:2`; the open stores travel as
+    their URLs, see `enable_store_pickling`), over bars ingested first with threads."""
     monkeypatch.setenv("MARKETPIPE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MARKETPIPE_HOT_URL", sqlite_url)
     monkeypatch.setenv("MARKETPIPE_COLD_URL", str(tmp_path / "lake"))
     from flows.ingestion import ingestion
+    from flows.processing import processing
 
-    runner = task_runner_from_env("dask:2")
+    symbols = ["AAPL", "MSFT", "SPY", "QQQ"]
     today = pd.Timestamp.now(tz="UTC").date()
-    start = (pd.Timestamp(today) - pd.Timedelta(days=45)).date()
-    report = ingestion.with_options(task_runner=runner)(
-        symbols=["AAPL", "MSFT", "SPY", "QQQ"], start=start, end=today, chunk_size=1
+    start = (pd.Timestamp(today) - pd.Timedelta(days=60)).date()
+    stored = ingestion(symbols=symbols, start=start, end=today)["totals"]
+    runner = task_runner_from_env("dask:2")
+    report = processing.with_options(task_runner=runner)(
+        symbols=symbols, start=start, end=today, chunk_size=1
     )
     t = report["totals"]
-    assert t["fetched"] > 0 and t["fetched"] == t["hot"] + t["cold"] + t["quarantined"]
-    assert {r["symbol"] for r in report["rows"]} == {"AAPL", "MSFT", "SPY", "QQQ"}
+    assert t["bars_in"] == stored["hot"] + stored["cold"] > 0
+    assert t["features_hot"] + t["features_cold"] == t["bars_in"]
+    assert {q["symbol"] for q in report["quality"]} == set(symbols)
