@@ -68,7 +68,12 @@ def realtime_session(
     logger = get_run_logger()
     syms = parse_symbols(symbols or ["AAPL", "MSFT", "SPY"])
     window = timedelta(seconds=bar_window_s)
-    until = None if duration_s else _session_close()
+    until = None
+    if not duration_s:
+        until, reason = _session_close()
+        if until is None:  # scheduled on a holiday or after the close: nothing to stream
+            logger.info("skipping: %s", reason)
+            return {"skipped": reason}
     tick_source, rest = _source(source, syms, settings, window, ticks_per_sec, seed, mode)
     stores = open_stores(settings)
     sink = HotStoreSink(stores.hot)
@@ -80,7 +85,8 @@ def realtime_session(
         "duration_s": duration_s,
         "bar_window_s": bar_window_s,
     }
-    progress = _Progress(duration_s or (until - pd.Timestamp.now(tz="UTC")).total_seconds())
+    total_s = duration_s or (until - pd.Timestamp.now(tz="UTC")).total_seconds()
+    progress = _Progress(total_s, logger)
     try:
         with job_run(stores, "realtime", params, run_id) as counts:
             session = RealtimeSession(
@@ -126,14 +132,15 @@ def realtime_session(
         stores.close()
 
 
-def _session_close() -> pd.Timestamp:
+def _session_close() -> tuple[pd.Timestamp | None, str]:
+    """Today's XNYS close, or (None, why) when there is no session left to stream today."""
     today = pd.Timestamp.now(tz="America/New_York").date()
     if not is_session(today):
-        raise ConfigError(f"{today} is not an XNYS session; pass duration_s to run anyway")
+        return None, f"{today} is not an XNYS session (pass duration_s to stream anyway)"
     close = pd.Timestamp(session_bounds(today)[1])
     if close <= pd.Timestamp.now(tz="UTC"):
-        raise ConfigError(f"the {today} session has closed; pass duration_s to run anyway")
-    return close
+        return None, f"the {today} session has closed (pass duration_s to stream anyway)"
+    return close, ""
 
 
 def _source(name: str, syms, settings: Settings, window, ticks_per_sec, seed, mode):
@@ -158,9 +165,10 @@ def _source(name: str, syms, settings: Settings, window, ticks_per_sec, seed, mo
 
 
 class _Progress:
-    """A Prefect progress artifact updated at most every 5 s from the session's progress hook."""
+    """A Prefect progress artifact and a log line, at most every 5 s, from the session's hook."""
 
-    def __init__(self, total_s: float):
+    def __init__(self, total_s: float, logger):
+        self.logger = logger
         self.total = max(total_s, 1.0)
         self.t0 = time.monotonic()
         self.last = 0.0
@@ -174,10 +182,21 @@ class _Progress:
 
     def update(self, report) -> None:
         now = time.monotonic()
-        if self.artifact is None or now - self.last < 5:
+        if now - self.last < 5:
             return
         self.last = now
         pct = min(100.0, 100.0 * (now - self.t0) / self.total)
+        self.logger.info(
+            "session %.0f%%: %s ticks, %s bars written, %s dropped, %s late, queue max %s",
+            pct,
+            report.ticks_received,
+            report.bars_written,
+            report.drops,
+            report.late_ticks,
+            report.max_queue_depth,
+        )
+        if self.artifact is None:
+            return
         try:
             update_progress_artifact(self.artifact, progress=round(pct, 1))
         except Exception:
