@@ -49,11 +49,14 @@ def test_processing_trigger_follows_daily_ingestion():
     trigger = DeploymentEventTrigger.model_validate(dict(spec))
     assert trigger.expect == {"prefect.flow-run.Completed"}
     related = trigger.match_related
-    related = related[0] if isinstance(related, list) else related
-    related = getattr(related, "root", related)
-    as_list = {k: v if isinstance(v, list) else [v] for k, v in related.items()}
-    assert as_list["prefect.resource.name"] == ["daily-ingestion"]
-    assert as_list["prefect.resource.role"] == ["deployment"]
+    specs = related if isinstance(related, list) else [related]
+    pairs = set()
+    for spec in specs:
+        spec = getattr(spec, "root", spec)
+        as_list = {k: v if isinstance(v, list) else [v] for k, v in spec.items()}
+        pairs.add((as_list["prefect.resource.role"][0], as_list["prefect.resource.name"][0]))
+    # the run of the daily-ingestion deployment AND of the pipeline flow (not its subflows)
+    assert pairs == {("deployment", "daily-ingestion"), ("flow", "pipeline")}
     assert trigger.parameters["stages"] == ["processing"]
 
 

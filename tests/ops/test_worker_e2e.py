@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -122,6 +123,8 @@ def test_daily_ingestion_runs_through_a_process_worker(prefect_server, embedded_
     processing_runs = _wait_for_runs(report.deployments["pipeline/processing"], timeout=90)
     assert processing_runs, "no processing run was triggered by the completed daily-ingestion"
     assert processing_runs[0].parameters["stages"] == ["processing"]
+    time.sleep(5)  # a second trigger (e.g. from the ingestion subflow's event) would land by now
+    assert len(_wait_for_runs(report.deployments["pipeline/processing"], timeout=0)) == 1
 
     stores = open_stores(load_settings())
     try:
