@@ -29,19 +29,6 @@ ADMIN_URL = os.environ.get(
 TARGET_TICKS_PER_S = 50_000
 TARGET_P99_MS = 250.0
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
-COLS = (
-    "symbol",
-    "interval",
-    "ts",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trades",
-    "source",
-)
 
 
 def _run(url: str, window: timedelta, *, ticks: int, paced: bool) -> tuple[SessionReport, tuple]:

@@ -55,6 +55,20 @@ QUARANTINE_COLUMNS: tuple[str, ...] = (
     "run_id",
     "quarantined_at",
 )
+# processing output: one quality row per (symbol, interval, session)
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "interval",
+    "session",
+    "expected",
+    "present",
+    "missing",
+    "quarantined",
+    "outliers",
+    "staleness_s",
+    "score",
+    "computed_at",
+)
 INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {
     "1m": pd.Timedelta(minutes=1),
     "5m": pd.Timedelta(minutes=5),

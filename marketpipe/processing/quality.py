@@ -38,23 +38,10 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import INTERVAL_OFFSETS
+from marketpipe.bars import INTERVAL_OFFSETS, QUALITY_COLUMNS
 from marketpipe.processing._calendar import schedule, session_dates
 from marketpipe.processing._window import to_us
 
-QUALITY_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "interval",
-    "session",
-    "expected",
-    "present",
-    "missing",
-    "quarantined",
-    "outliers",
-    "staleness_s",
-    "score",
-    "computed_at",
-)
 Expected = Mapping[tuple[str, dt.date], int] | Callable[[str, dt.date], int] | None
 
 

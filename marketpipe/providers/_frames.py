@@ -9,17 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, TS_DTYPE, conform_bars, empty_bars
+from marketpipe.bars import BAR_COLUMNS, QUARANTINE_COLUMNS, TS_DTYPE, conform_bars, empty_bars
 
 EXCHANGE_TZ = "America/New_York"
-REJECTED_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "interval",
-    "ts",
-    "source",
-    "reason",
-    "detail",
-    "payload",
+# an adapter's rejects: quarantine rows before the run stamps them
+REJECTED_COLUMNS: tuple[str, ...] = tuple(
+    c for c in QUARANTINE_COLUMNS if c not in ("run_id", "quarantined_at")
 )
 CORPORATE_ACTION_COLUMNS: tuple[str, ...] = ("symbol", "ex_date", "kind", "value", "source")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from marketpipe.bars import BAR_KEY
+from marketpipe.bars import BAR_KEY, QUALITY_COLUMNS
 from marketpipe.errors import ContractError
 from marketpipe.storage import hot_tables as t
 from marketpipe.storage.hot_base import HotStoreBase
@@ -70,7 +70,7 @@ class AnalyticsTables(HotStoreBase):
         """Insert or replace quality rows on (symbol, interval, session)."""
         if df is None or len(df) == 0:
             return 0
-        cols = [c for c in t.QUALITY_COLUMNS if c in df.columns]
+        cols = [c for c in QUALITY_COLUMNS if c in df.columns]
         missing = [c for c in ("symbol", "interval", "session") if c not in df.columns]
         if missing:
             raise ContractError(f"quality frame lacks column(s) {', '.join(missing)}")
@@ -104,6 +104,6 @@ class AnalyticsTables(HotStoreBase):
         stmt = sa.select(t.quality).where(*cond).order_by(q.symbol, q.interval, q.session)
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
-        df = pd.DataFrame.from_records(rows, columns=list(t.QUALITY_COLUMNS))
+        df = pd.DataFrame.from_records(rows, columns=list(QUALITY_COLUMNS))
         df["computed_at"] = utc_column(df["computed_at"])
         return df

@@ -28,19 +28,6 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "bb_lower",
     "rv_20",
 )
-QUALITY_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "interval",
-    "session",
-    "expected",
-    "present",
-    "missing",
-    "quarantined",
-    "outliers",
-    "staleness_s",
-    "score",
-    "computed_at",
-)
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
