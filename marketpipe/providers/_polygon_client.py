@@ -15,6 +15,7 @@ import certifi
 import urllib3
 from polygon import RESTClient
 
+from marketpipe import metrics
 from marketpipe.ratelimit import RateLimiter, parse_retry_after
 
 
@@ -35,7 +36,12 @@ class _LimitedPool(urllib3.PoolManager):
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any):  # type: ignore[override]
         self.limiter.acquire()
         kw.setdefault("timeout", self._timeout)
-        resp = super().urlopen(method, url, redirect=redirect, **kw)
+        try:
+            resp = super().urlopen(method, url, redirect=redirect, **kw)
+        except Exception:
+            metrics.provider_request("polygon", "error")
+            raise
+        metrics.provider_request("polygon", "ok" if resp.status == 200 else resp.status)
         if resp.status != 200 and not (redirect and resp.get_redirect_location()):
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if resp.status == 429:

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from marketpipe import metrics
 from marketpipe.errors import ConfigError, FatalError, RetryableError, UnknownSymbolError
 from marketpipe.providers._frames import (
     EXCHANGE_TZ,
@@ -330,8 +331,13 @@ def _limit_session(session: Any, limiter: RateLimiter) -> Any:
         session.limiter.acquire()
         with counter_lock:
             session.request_count += 1
-        resp = original(method, url, *args, **kwargs)
+        try:
+            resp = original(method, url, *args, **kwargs)
+        except Exception:
+            metrics.provider_request(NAME, "error")
+            raise
         status = int(getattr(resp, "status_code", 200))
+        metrics.provider_request(NAME, "ok" if status == 200 else status)
         chart = _CHART_RE.search(url)
         if (
             status == 404 and chart
