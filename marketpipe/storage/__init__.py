@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,11 +26,10 @@ def open_stores(settings: Settings) -> Stores:
     from marketpipe.storage.hot import SqlHotStore
     from marketpipe.storage.lake import ParquetLake
 
-    if not settings.hot_url and not settings.cold_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    elif settings.hot_url_resolved.startswith("sqlite:///"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    hot_url = settings.hot_url_resolved
+    if hot_url.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+        Path(hot_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return Stores(
-        hot=SqlHotStore(settings.hot_url_resolved),
+        hot=SqlHotStore(hot_url),
         cold=ParquetLake(settings.cold_url_resolved, settings.storage_options),
     )
