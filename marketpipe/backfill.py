@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from marketpipe.calendar import sessions as xnys_sessions
 
@@ -143,7 +143,9 @@ def session_windows(
 
 
 def _d(x) -> date:
-    return x.date() if hasattr(x, "date") and not isinstance(x, date) else x
+    """A plain `date` (session labels are Timestamps, which are `date` subclasses too: a
+    Timestamp leaking into a chunk made Polygon URLs like `/2024-01-02T00:00:00/…`)."""
+    return x.date() if isinstance(x, datetime) else x
 
 
 def plan_backfill(
