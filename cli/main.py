@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode click *returns* a `typer.Exit(code)`'s code instead of raising
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            return rv
     except SystemExit as exc:
         return int(exc.code or 0)
     except (ConfigError, ContractError) as exc:
