@@ -8,7 +8,13 @@ from datetime import date, timedelta
 import pandas as pd
 
 from marketpipe import ingest
-from marketpipe.backfill import BackfillPlan, Chunk, plan_backfill, request_profile
+from marketpipe.backfill import (
+    BARS_PER_SESSION,
+    BackfillPlan,
+    Chunk,
+    plan_backfill,
+    request_profile,
+)
 from marketpipe.calendar import expected_bar_starts, last_closed_session
 from marketpipe.gaps import find_gaps, repair_windows, session_date
 from marketpipe.providers import fetch_from
@@ -37,7 +43,10 @@ def build_plan(
         present = read_bars(stores, symbols, start, end + timedelta(days=1), interval)
         gaps = find_gaps(present, symbols, start, end, interval, now=now)
         expected = expected_bar_starts(interval, start, end, now=now)
-        cap = profile.max_bars_per_request or max(len(expected), 1)
+        cap = max(len(expected), 1)
+        if profile.max_bars_per_request:  # in regular-hours bars (what `expected` counts)
+            raw = (profile.raw_bars_per_session or BARS_PER_SESSION)[interval]
+            cap = max(1, profile.max_bars_per_request * BARS_PER_SESSION[interval] // raw)
         windows = {s: repair_windows(g, cap, expected) for s, g in gaps.items()}
     plan = plan_backfill(source, symbols, start, end, interval, profile, windows=windows)
     plan.done = stores.hot.done_chunks(plan.job_key)
