@@ -73,7 +73,9 @@ def stores_for(env: dict):
     from marketpipe.settings import Settings
     from marketpipe.storage import open_stores
 
-    keys = {k[len("MARKETPIPE_") :].lower(): v for k, v in env.items() if k.startswith("MARKETPIPE_")}
+    keys = {
+        k[len("MARKETPIPE_") :].lower(): v for k, v in env.items() if k.startswith("MARKETPIPE_")
+    }
     return open_stores(Settings(**keys))
 
 

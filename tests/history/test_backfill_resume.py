@@ -24,8 +24,21 @@ def test_plan_only_200_symbols_5_years_makes_no_request(base_env, poly):
     env = dict(base_env, MARKETPIPE_POLYGON_RATE_LIMIT="5/min")
     syms = ",".join(f"T{i:03d}" for i in range(200))
     t0 = time.monotonic()
-    res = mp(env, "backfill", "--plan-only", "--source", "polygon", "--symbols", syms,
-             "--start", "2020-01-01", "--end", "2024-12-31", "--interval", "1d")
+    res = mp(
+        env,
+        "backfill",
+        "--plan-only",
+        "--source",
+        "polygon",
+        "--symbols",
+        syms,
+        "--start",
+        "2020-01-01",
+        "--end",
+        "2024-12-31",
+        "--interval",
+        "1d",
+    )
     took = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     # 200 chunks (5 years of daily bars fit one 50k-bar request) × (1 aggregates + 2 actions)
@@ -39,10 +52,13 @@ def test_plan_only_200_symbols_5_years_makes_no_request(base_env, poly):
 def _wait_chunks(env, n: int, proc, timeout: float) -> int:
     stores = stores_for(env)
     try:
+
         def done() -> int:
             try:
                 with stores.hot._tx() as conn:
-                    return int(conn.exec_driver_sql("select count(*) from backfill_chunks").scalar())
+                    return int(
+                        conn.exec_driver_sql("select count(*) from backfill_chunks").scalar()
+                    )
             except Exception:
                 return 0
 
@@ -61,12 +77,23 @@ def test_backfill_kill_resume_exact_requests_then_no_gaps(
         MARKETPIPE_HOT_URL=pg_url,
         MARKETPIPE_COLD_URL=cold_url,
         MARKETPIPE_S3_ENDPOINT_URL=moto_server,
-        MARKETPIPE_POLYGON_RATE_LIMIT="6/1s",  # 60 requests ≈ 10 s: time to kill mid-run
+        MARKETPIPE_POLYGON_RATE_LIMIT="10/1s",  # 60 requests ≥ 6 s: time to kill mid-run
     )
     end = market.last
     start = (pd.Timestamp(end) - pd.DateOffset(years=2) + pd.Timedelta(days=1)).date()
-    args = ["backfill", "--source", "polygon", "--symbols", ",".join(SYMBOLS),
-            "--start", str(start), "--end", str(end), "--interval", "1d"]
+    args = [
+        "backfill",
+        "--source",
+        "polygon",
+        "--symbols",
+        ",".join(SYMBOLS),
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--interval",
+        "1d",
+    ]
 
     # 1. start, then SIGKILL once at least 3 chunks are recorded done
     t0 = time.monotonic()
@@ -81,14 +108,14 @@ def test_backfill_kill_resume_exact_requests_then_no_gaps(
     assert m, first_out
     chunks, already, printed = map(int, m.groups())
     assert (chunks, already, printed) == (20, 0, 60)  # 20 symbols × 1 window × 3 requests
-    assert "at 6/1s" in first_out  # the estimate is for the configured limit
+    assert "at 10/1s" in first_out  # the estimate is for the configured limit
     first_requests = len(poly.seen)
     assert 3 <= done_at_kill < 20, "killed too late to prove a resume"
     assert first_requests <= printed
 
     stores = stores_for(env)
     try:
-        finished = {c for job in [None] for c in _ledger(stores)}
+        finished = _ledger(stores)
     finally:
         stores.close()
     finished_syms = {cid.split(".")[0] for cid in finished}
@@ -136,14 +163,31 @@ def test_backfill_kill_resume_exact_requests_then_no_gaps(
             int(r) for r in _ledger_rows(stores, finished)
         )
         assert last["error"] is None
+        killed = jobs[1]
+        assert killed["status"] == "running" and killed["chunks_total"] == 20
+        assert killed["chunks_done"] >= 1  # progress was recorded before the kill
         actions = stores.hot.read_corporate_actions(["AAPL", "MSFT", "S03"])
         assert len(actions) == 4 + 1  # in-range dividends (AAPL 2, MSFT 2) + the S03 split
     finally:
         stores.close()
 
+    from tests.history.test_issue3_sources import _artifact_keys
+
+    assert {"backfill-progress", "backfill-completeness"} <= _artifact_keys()
+
     # 4. nothing missing
-    gaps = mp(env, "gaps", "--symbols", ",".join(SYMBOLS), "--start", str(start),
-              "--end", str(end), "--interval", "1d")
+    gaps = mp(
+        env,
+        "gaps",
+        "--symbols",
+        ",".join(SYMBOLS),
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--interval",
+        "1d",
+    )
     assert gaps.returncode == 0, gaps.stdout + gaps.stderr
     assert "0 missing" in gaps.stdout
     print(

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
-from urllib.parse import parse_qs, urlparse
 
 from marketpipe.bars import conform_bars
 from marketpipe.calendar import expected_bar_starts, sessions
@@ -36,8 +36,20 @@ def _one_per_session(env, symbols, start, end):
 def test_incremental_run_fetches_watermark_minus_overlap_to_today(base_env, poly, market):
     env = dict(base_env)
     syms = "AAPL,MSFT"
-    res = mp(env, "backfill", "--source", "polygon", "--symbols", syms,
-             "--start", "2026-09-01", "--end", "2026-10-30", "--interval", "1d")
+    res = mp(
+        env,
+        "backfill",
+        "--source",
+        "polygon",
+        "--symbols",
+        syms,
+        "--start",
+        "2026-09-01",
+        "--end",
+        "2026-10-30",
+        "--interval",
+        "1d",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     seen_before = len(poly.seen)
 
@@ -55,8 +67,7 @@ def test_incremental_run_fetches_watermark_minus_overlap_to_today(base_env, poly
         assert all(v == "2026-10-27" for v in lows), s.path
     assert len(new) == 2 * 3  # aggregates + splits + dividends per symbol, no ticker lookups
     _one_per_session(env, ["AAPL", "MSFT"], date(2026, 9, 1), market.last)
-    gaps = mp(env, "gaps", "--symbols", syms, "--start", "2026-09-01",
-              "--end", str(market.last))
+    gaps = mp(env, "gaps", "--symbols", syms, "--start", "2026-09-01", "--end", str(market.last))
     assert gaps.returncode == 0, gaps.stdout
 
 
@@ -73,25 +84,58 @@ def _bars(symbol: str, interval: str, ts: pd.DatetimeIndex) -> pd.DataFrame:
     n = len(ts)
     return pd.DataFrame(
         {
-            "symbol": symbol, "interval": interval, "ts": ts, "open": 10.0, "high": 11.0,
-            "low": 9.0, "close": 10.5, "volume": 100.0, "vwap": 10.2, "trades": 5.0,
-            "source": "replay", "ingested_at": pd.Timestamp.now(tz="UTC"),
+            "symbol": symbol,
+            "interval": interval,
+            "ts": ts,
+            "open": 10.0,
+            "high": 11.0,
+            "low": 9.0,
+            "close": 10.5,
+            "volume": 100.0,
+            "vwap": 10.2,
+            "trades": 5.0,
+            "source": "replay",
+            "ingested_at": pd.Timestamp.now(tz="UTC"),
         },
         index=range(n),
     )
 
 
-def test_gaps_cli_holiday_early_close_dst_across_hot_and_cold(tmp_path):
+def test_gaps_cli_holiday_early_close_dst_across_hot_and_cold(tmp_path, monkeypatch, capsys):
+    """`gaps` needs no Prefect: the console entry point runs in-process (fast) on SQLite + lake."""
     import os
+
+    from cli.main import main
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPIPE_")}
     env["MARKETPIPE_DATA_DIR"] = str(tmp_path / "data")
+    for k in [k for k in os.environ if k.startswith("MARKETPIPE_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("MARKETPIPE_DATA_DIR", env["MARKETPIPE_DATA_DIR"])
+
+    def gaps(*args):
+        capsys.readouterr()
+        code = main(["gaps", *args])
+        return code, capsys.readouterr().out
+
     cases = [
         # (interval, start, end, dropped bars, tier split, expected output line)
-        ("1d", "2024-07-01", "2024-07-09", ["2024-07-03", "2024-07-05"], "2024-07-05",
-         "  2024-07-03T00:00:00+00:00 .. 2024-07-05T00:00:00+00:00  (2 bars)"),
-        ("1h", "2024-03-08", "2024-03-11", ["2024-03-08 20:30", "2024-03-11 13:30"], "2024-03-09",
-         "  2024-03-08T20:30:00+00:00 .. 2024-03-11T13:30:00+00:00  (2 bars)"),
+        (
+            "1d",
+            "2024-07-01",
+            "2024-07-09",
+            ["2024-07-03", "2024-07-05"],
+            "2024-07-05",
+            "  2024-07-03T00:00:00+00:00 .. 2024-07-05T00:00:00+00:00  (2 bars)",
+        ),
+        (
+            "1h",
+            "2024-03-08",
+            "2024-03-11",
+            ["2024-03-08 20:30", "2024-03-11 13:30"],
+            "2024-03-09",
+            "  2024-03-08T20:30:00+00:00 .. 2024-03-11T13:30:00+00:00  (2 bars)",
+        ),
     ]
     stores = stores_for(env)
     try:
@@ -108,17 +152,26 @@ def test_gaps_cli_holiday_early_close_dst_across_hot_and_cold(tmp_path):
         assert stores.cold.read_bars(["AAPL"], "1m").shape[0] == len(friday) - 10
     finally:
         stores.close()
-    cases.append(("1m", "2024-11-29", "2024-12-02", None, None,
-                  "  2024-11-29T17:50:00+00:00 .. 2024-12-02T14:34:00+00:00  (15 bars)"))
+    cases.append(
+        (
+            "1m",
+            "2024-11-29",
+            "2024-12-02",
+            None,
+            None,
+            "  2024-11-29T17:50:00+00:00 .. 2024-12-02T14:34:00+00:00  (15 bars)",
+        )
+    )
     for ivl, lo, hi, _, _, line in cases:
-        res = mp(env, "gaps", "--symbols", "AAPL", "--start", lo, "--end", hi, "--interval", ivl)
-        assert res.returncode == 1, res.stdout + res.stderr
-        assert "AAPL: " in res.stdout and "in 1 range(s)" in res.stdout, res.stdout
-        assert line in res.stdout.splitlines(), res.stdout
-    # a range with everything present: exit 0
-    res = mp(env, "gaps", "--symbols", "AAPL", "--start", "2024-07-08", "--end", "2024-07-09")
-    assert res.returncode == 0, res.stdout
-    assert "AAPL: 0 missing in 0 range(s)" in res.stdout
+        code, out = gaps("--symbols", "AAPL", "--start", lo, "--end", hi, "--interval", ivl)
+        assert code == 1, out
+        assert "AAPL: " in out and "in 1 range(s)" in out, out
+        assert line in out.splitlines(), out
+    # a range with everything present: exit 0 (and the real console script agrees)
+    code, out = gaps("--symbols", "AAPL", "--start", "2024-07-08", "--end", "2024-07-09")
+    assert code == 0 and "AAPL: 0 missing in 0 range(s)" in out, out
+    res = mp(env, "gaps", "--symbols", "AAPL", "--start", "2024-07-01", "--end", "2024-07-09")
+    assert res.returncode == 1 and "AAPL: 2 missing in 1 range(s)" in res.stdout, res.stdout
 
 
 def test_repair_restores_deleted_rows_from_both_tiers_with_fewest_requests(
@@ -137,16 +190,26 @@ def test_repair_restores_deleted_rows_from_both_tiers_with_fewest_requests(
         hot, cold = all_rows(stores, ["AAPL", "MSFT"], lo, hi)
         assert len(hot) and len(cold)
         recent = pd.DatetimeIndex(hot.loc[hot["symbol"] == "AAPL", "ts"])[2:5]
-        assert stores.hot.delete_bars("AAPL", "1d", recent[0], recent[-1] + pd.Timedelta(days=1)) == 3
+        assert (
+            stores.hot.delete_bars("AAPL", "1d", recent[0], recent[-1] + pd.Timedelta(days=1)) == 3
+        )
         old = pd.DatetimeIndex(["2026-08-10", "2026-08-11", "2026-08-12"], tz="UTC")
         assert stores.cold.delete_partition_rows("1d", "AAPL", 2026, old) == 3
-        assert stores.cold.delete_partition_rows("1d", "MSFT", 2026, [pd.Timestamp("2026-09-15", tz="UTC")]) == 1
+        assert (
+            stores.cold.delete_partition_rows(
+                "1d", "MSFT", 2026, [pd.Timestamp("2026-09-15", tz="UTC")]
+            )
+            == 1
+        )
     finally:
         stores.close()
 
     res = mp(env, "gaps", "--symbols", syms, "--start", str(lo), "--end", str(hi))
     assert res.returncode == 1
-    assert "AAPL: 6 missing in 2 range(s)" in res.stdout and "MSFT: 1 missing in 1 range(s)" in res.stdout
+    assert (
+        "AAPL: 6 missing in 2 range(s)" in res.stdout
+        and "MSFT: 1 missing in 1 range(s)" in res.stdout
+    )
 
     before = len(poly.seen)
     res = mp(env, "backfill", "--repair", *args)
@@ -164,8 +227,18 @@ def test_repair_restores_deleted_rows_from_both_tiers_with_fewest_requests(
     assert res.returncode == 0, res.stdout
 
     # a failing backfill ends its job_runs row as failed, with the error
-    res = mp(env, "backfill", "--source", "polygon", "--symbols", "NOPE", "--start", "2026-10-01",
-             "--end", "2026-10-02")
+    res = mp(
+        env,
+        "backfill",
+        "--source",
+        "polygon",
+        "--symbols",
+        "NOPE",
+        "--start",
+        "2026-10-01",
+        "--end",
+        "2026-10-02",
+    )
     assert res.returncode == 1 and "unknown" in res.stderr.lower(), res.stderr
     stores = stores_for(env)
     try:
