@@ -95,14 +95,21 @@ def incremental_start(
 
 def completeness(
     stores: Stores,
-    bars: pd.DataFrame,
+    bars: pd.DataFrame | None,
     symbols: list[str],
     start: date,
     end: date,
     interval: str,
-    now: pd.Timestamp,
+    now: pd.Timestamp | None = None,
 ) -> list[dict]:
-    """Per symbol: expected, present, missing, quarantined, last bar vs the last closed session."""
+    """Per symbol: expected, present, missing, quarantined, last bar vs the last closed session.
+
+    The same rows back the flows' `*-completeness` artifacts and `marketpipe status`. `bars` is
+    hot ∪ cold over [start, end] when the caller already read it; None reads it here.
+    """
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    if bars is None:
+        bars = read_bars(stores, symbols, start, end + timedelta(days=1), interval)
     expected = expected_bar_starts(interval, start, end, now=now)
     last_closed = last_closed_session(now)
     rows = []
