@@ -66,6 +66,19 @@ def test_run_polygon_every_bar_actions_limit_429_5xx(base_env, poly, market, pg_
     t429 = next(s.at for s in poly.seen if s.status == 429)
     assert all(not (t429 < s.at < t429 + 0.95) for s in poly.seen)
     assert "ingestion-completeness" in _artifact_keys()
+    # the retrying was Prefect's: the fetch task ran once per fault plus the final success
+    runs = _task_runs("fetch-polygon-AAPL…MSFT")
+    assert runs and max(r.run_count for r in runs) == 4, [(r.name, r.run_count) for r in runs]
+
+
+def _task_runs(prefix: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    flt = TaskRunFilter(name=TaskRunFilterName(like_=prefix))
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=flt, limit=200)
+    return [r for r in runs if r.name.startswith(prefix)]
 
 
 def _csv(tmp_path, symbols) -> str:
