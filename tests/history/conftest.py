@@ -94,3 +94,23 @@ def wait_for(cond, timeout: float, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return False
+
+
+@pytest.fixture
+def gaps_cli(monkeypatch, capsys):
+    """`marketpipe gaps` through the console entry point in-process (no Prefect, no start-up
+    cost) with the MARKETPIPE_* settings of `env`; returns (exit code, stdout)."""
+
+    def run(env: dict, *args: str) -> tuple[int, str]:
+        from cli.main import main
+
+        for k in [k for k in os.environ if k.startswith("MARKETPIPE_")]:
+            monkeypatch.delenv(k)
+        for k, v in env.items():
+            if k.startswith("MARKETPIPE_"):
+                monkeypatch.setenv(k, v)
+        capsys.readouterr()
+        code = main(["gaps", *args])
+        return code, capsys.readouterr().out
+
+    return run

@@ -33,7 +33,7 @@ def _one_per_session(env, symbols, start, end):
     return hot, cold
 
 
-def test_incremental_run_fetches_watermark_minus_overlap_to_today(base_env, poly, market):
+def test_incremental_run_fetches_watermark_minus_overlap_to_today(base_env, poly, market, gaps_cli):
     env = dict(base_env)
     syms = "AAPL,MSFT"
     res = mp(
@@ -67,8 +67,8 @@ def test_incremental_run_fetches_watermark_minus_overlap_to_today(base_env, poly
         assert all(v == "2026-10-27" for v in lows), s.path
     assert len(new) == 2 * 3  # aggregates + splits + dividends per symbol, no ticker lookups
     _one_per_session(env, ["AAPL", "MSFT"], date(2026, 9, 1), market.last)
-    gaps = mp(env, "gaps", "--symbols", syms, "--start", "2026-09-01", "--end", str(market.last))
-    assert gaps.returncode == 0, gaps.stdout
+    code, out = gaps_cli(env, "--symbols", syms, "--start", "2026-09-01", "--end", str(market.last))
+    assert code == 0, out
 
 
 def _write_both_tiers(stores, frame: pd.DataFrame, hot_from: pd.Timestamp) -> None:
@@ -175,7 +175,7 @@ def test_gaps_cli_holiday_early_close_dst_across_hot_and_cold(tmp_path, monkeypa
 
 
 def test_repair_restores_deleted_rows_from_both_tiers_with_fewest_requests(
-    base_env, poly, market, pg_url
+    base_env, poly, market, pg_url, gaps_cli
 ):
     env = dict(base_env, MARKETPIPE_HOT_URL=pg_url)
     syms, lo, hi = "AAPL,MSFT", date(2026, 8, 3), market.last
@@ -204,12 +204,9 @@ def test_repair_restores_deleted_rows_from_both_tiers_with_fewest_requests(
     finally:
         stores.close()
 
-    res = mp(env, "gaps", "--symbols", syms, "--start", str(lo), "--end", str(hi))
-    assert res.returncode == 1
-    assert (
-        "AAPL: 6 missing in 2 range(s)" in res.stdout
-        and "MSFT: 1 missing in 1 range(s)" in res.stdout
-    )
+    code, out = gaps_cli(env, "--symbols", syms, "--start", str(lo), "--end", str(hi))
+    assert code == 1
+    assert "AAPL: 6 missing in 2 range(s)" in out and "MSFT: 1 missing in 1 range(s)" in out
 
     before = len(poly.seen)
     res = mp(env, "backfill", "--repair", *args)
@@ -223,8 +220,8 @@ def test_repair_restores_deleted_rows_from_both_tiers_with_fewest_requests(
         "MSFT": ("2026-09-15", "2026-09-15"),
     }
     _one_per_session(env, ["AAPL", "MSFT"], lo, hi)
-    res = mp(env, "gaps", "--symbols", syms, "--start", str(lo), "--end", str(hi))
-    assert res.returncode == 0, res.stdout
+    code, out = gaps_cli(env, "--symbols", syms, "--start", str(lo), "--end", str(hi))
+    assert code == 0, out
 
     # a failing backfill ends its job_runs row as failed, with the error
     res = mp(
