@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._run import current_flow_run_id, job_run, publish_table
-from marketpipe.historical import incremental_start
+from marketpipe.historical import completeness, incremental_start
 from marketpipe.ingest import StoredBatch, chunk_label, chunk_symbols, default_range
 from marketpipe.providers.base import BarsQuery
 from marketpipe.settings import load_settings
 from marketpipe.storage import open_stores
+from marketpipe.storage.read import read_bars
 from marketpipe.symbols import parse_symbols
 from tasks.ingestion import check_chunk, fetch_chunk, store_chunk
 
@@ -71,7 +72,11 @@ def ingestion(
             stored = [f.result() for f in futures]
             report = _report(stored, syms, source)
             counts.update(report["totals"])
-        publish_table("ingestion-summary", report["rows"], f"{source} {interval} {start}..{end}")
+            present = read_bars(stores, syms, start, end + timedelta(days=1), interval)
+            report["completeness"] = completeness(stores, present, syms, start, end, interval, now)
+        what = f"{source} {interval} {start}..{end}"
+        publish_table("ingestion-summary", report["rows"], what)
+        publish_table("ingestion-completeness", report["completeness"], what)
         logger.info(
             "ingested %s rows: %s hot, %s cold, %s quarantined",
             *(report["totals"][k] for k in ("fetched", "hot", "cold", "quarantined")),
