@@ -197,11 +197,7 @@ class PolygonMarket:
     def bars(self, symbol: str, start: date | None = None, end: date | None = None) -> list[dict]:
         lo = pd.Timestamp(start or self.first)
         hi = pd.Timestamp(end or self.last)
-        return [
-            daily_bar(symbol, s, i)
-            for i, s in enumerate(self.sessions)
-            if lo <= s <= hi
-        ]
+        return [daily_bar(symbol, s, i) for i, s in enumerate(self.sessions) if lo <= s <= hi]
 
     def __call__(self, raw: str) -> Reply | None:
         parsed = urlparse(raw)
@@ -243,7 +239,9 @@ class PolygonMarket:
             rows = [
                 {"ticker": sym, "ex_dividend_date": d, "cash_amount": v}
                 for d, v in self.dividends.get(sym, [])
-                if q.get("ex_dividend_date.gte", "0000") <= d <= q.get("ex_dividend_date.lte", "9999")
+                if q.get("ex_dividend_date.gte", "0000")
+                <= d
+                <= q.get("ex_dividend_date.lte", "9999")
             ]
             return Reply(body={"status": "OK", "results": rows})
         return None
@@ -255,7 +253,9 @@ def agg_requests(server: FakeHTTPServer) -> list[AggRequest]:
     for s in server.seen:
         parts = urlparse(s.path).path.strip("/").split("/")
         if parts[:3] == ["v2", "aggs", "ticker"] and len(parts) == 9:
-            out.append(AggRequest(parts[3], int(parts[5]), parts[6], parts[7], parts[8], s.status, s.path))
+            out.append(
+                AggRequest(parts[3], int(parts[5]), parts[6], parts[7], parts[8], s.status, s.path)
+            )
     return out
 
 

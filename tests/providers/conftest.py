@@ -8,11 +8,7 @@ and headers so tests can check pacing and that no secret leaked into a URL.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
