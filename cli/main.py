@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        # standalone_mode=False: click returns typer.Exit's code instead of raising it
+        # without standalone mode click *returns* a `typer.Exit(code)`'s code instead of raising
         rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            return rv
     except SystemExit as exc:
         return int(exc.code or 0)
     except (ConfigError, ContractError) as exc:
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Exit):
             return exc.exit_code
         return _fail(exc, 1, debug, prefix=f"{type(exc).__name__}: ")
-    return rv if isinstance(rv, int) else 0
+    return 0
 
 
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -11,11 +11,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows._artifacts import RunProgress, publish_coverage_report, publish_quality_table
 from flows._run import current_flow_run_id, job_run, publish_table
 from marketpipe import metrics
-from marketpipe.historical import incremental_start
+from marketpipe.historical import completeness, incremental_start
 from marketpipe.ingest import StoredBatch, chunk_label, chunk_symbols, default_range
 from marketpipe.providers.base import BarsQuery
 from marketpipe.settings import load_settings
 from marketpipe.storage import open_stores
+from marketpipe.storage.read import read_bars
 from marketpipe.symbols import parse_symbols
 from tasks.ingestion import check_chunk, fetch_chunk, store_chunk
 
@@ -80,7 +81,11 @@ def ingestion(
             counts.update(report["totals"])
             metrics.batch_done("ingestion", source, len(futures))
             metrics.rows_written("ingestion", source, counts["hot"] + counts["cold"])
-        publish_table("ingestion-summary", report["rows"], f"{source} {interval} {start}..{end}")
+            present = read_bars(stores, syms, start, end + timedelta(days=1), interval)
+            report["completeness"] = completeness(stores, present, syms, start, end, interval, now)
+        what = f"{source} {interval} {start}..{end}"
+        publish_table("ingestion-summary", report["rows"], what)
+        publish_table("ingestion-completeness", report["completeness"], what)
         quarantine = stores.hot.read_quarantine(symbols=syms, interval=interval, run_id=run_id)
         publish_quality_table("ingestion-quality", report["rows"], quarantine, f"run {run_id}")
         publish_coverage_report(

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from marketpipe.calendar import sessions as xnys_sessions
 
 BARS_PER_SESSION = {"1m": 390, "5m": 78, "15m": 26, "1h": 7, "1d": 1}
+# Polygon's intraday aggregates include pre- and post-market (04:00-20:00 ET, 16 h); they count
+# against the 50k-bar page even though the adapter keeps regular hours only.
+EXTENDED_BARS_PER_SESSION = {"1m": 960, "5m": 192, "15m": 64, "1h": 16, "1d": 1}
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class RequestProfile:
     extra_requests_per_symbol: int = 0  # e.g. corporate-action lookups per symbol per chunk
     rate: tuple[int, float] | None = None  # (N, period seconds)
     request_seconds: float = 0.2  # typical latency of one request
+    # bars the vendor returns per session before any filtering (None: regular hours only)
+    raw_bars_per_session: dict[str, int] | None = None
 
 
 def request_profile(source: str, interval: str, settings=None) -> RequestProfile:
@@ -35,7 +40,11 @@ def request_profile(source: str, interval: str, settings=None) -> RequestProfile
         rate = settings.rate_limit("polygon") if settings else (5, 60.0)
         # the pipeline asks Polygon for splits and dividends too: 2 reference requests per symbol
         return RequestProfile(
-            max_bars_per_request=50_000, rate=rate, request_seconds=0.3, extra_requests_per_symbol=2
+            max_bars_per_request=50_000,
+            rate=rate,
+            request_seconds=0.3,
+            extra_requests_per_symbol=2,
+            raw_bars_per_session=EXTENDED_BARS_PER_SESSION,
         )
     if source == "yahoo":
         days = {"1m": 7, "5m": 59, "15m": 59, "1h": 729, "1d": None}[interval]
@@ -125,9 +134,10 @@ def session_windows(
     if not days:
         return []
     per_session = BARS_PER_SESSION[interval]
+    raw_per_session = (profile.raw_bars_per_session or BARS_PER_SESSION)[interval]
     max_sessions = len(days)
     if profile.max_bars_per_request:
-        max_sessions = max(1, profile.max_bars_per_request // per_session)
+        max_sessions = max(1, profile.max_bars_per_request // raw_per_session)
     out: list[tuple[date, date, int]] = []
     i = 0
     while i < len(days):
@@ -143,7 +153,9 @@ def session_windows(
 
 
 def _d(x) -> date:
-    return x.date() if hasattr(x, "date") and not isinstance(x, date) else x
+    """A plain `date` (session labels are Timestamps, which are `date` subclasses too: a
+    Timestamp leaking into a chunk made Polygon URLs like `/2024-01-02T00:00:00/…`)."""
+    return x.date() if isinstance(x, datetime) else x
 
 
 def plan_backfill(

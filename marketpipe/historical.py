@@ -8,7 +8,13 @@ from datetime import date, timedelta
 import pandas as pd
 
 from marketpipe import ingest
-from marketpipe.backfill import BackfillPlan, Chunk, plan_backfill, request_profile
+from marketpipe.backfill import (
+    BARS_PER_SESSION,
+    BackfillPlan,
+    Chunk,
+    plan_backfill,
+    request_profile,
+)
 from marketpipe.calendar import expected_bar_starts, last_closed_session
 from marketpipe.gaps import find_gaps, repair_windows, session_date
 from marketpipe.providers import fetch_from
@@ -37,7 +43,10 @@ def build_plan(
         present = read_bars(stores, symbols, start, end + timedelta(days=1), interval)
         gaps = find_gaps(present, symbols, start, end, interval, now=now)
         expected = expected_bar_starts(interval, start, end, now=now)
-        cap = profile.max_bars_per_request or max(len(expected), 1)
+        cap = max(len(expected), 1)
+        if profile.max_bars_per_request:  # in regular-hours bars (what `expected` counts)
+            raw = (profile.raw_bars_per_session or BARS_PER_SESSION)[interval]
+            cap = max(1, profile.max_bars_per_request * BARS_PER_SESSION[interval] // raw)
         windows = {s: repair_windows(g, cap, expected) for s, g in gaps.items()}
     plan = plan_backfill(source, symbols, start, end, interval, profile, windows=windows)
     plan.done = stores.hot.done_chunks(plan.job_key)
@@ -86,14 +95,21 @@ def incremental_start(
 
 def completeness(
     stores: Stores,
-    bars: pd.DataFrame,
+    bars: pd.DataFrame | None,
     symbols: list[str],
     start: date,
     end: date,
     interval: str,
-    now: pd.Timestamp,
+    now: pd.Timestamp | None = None,
 ) -> list[dict]:
-    """Per symbol: expected, present, missing, quarantined, last bar vs the last closed session."""
+    """Per symbol: expected, present, missing, quarantined, last bar vs the last closed session.
+
+    The same rows back the flows' `*-completeness` artifacts and `marketpipe status`. `bars` is
+    hot ∪ cold over [start, end] when the caller already read it; None reads it here.
+    """
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    if bars is None:
+        bars = read_bars(stores, symbols, start, end + timedelta(days=1), interval)
     expected = expected_bar_starts(interval, start, end, now=now)
     last_closed = last_closed_session(now)
     rows = []

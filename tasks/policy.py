@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from prefect.tasks import exponential_backoff
 
 from marketpipe.errors import is_retryable
 
 RETRIES = 5
-RETRY_DELAYS = exponential_backoff(backoff_factor=2)
+# Prefect fixes a task's retry delays when the task is defined (at import), so this one knob is
+# read from the environment then: MARKETPIPE_RETRY_BACKOFF_S (seconds, default 2; tests use ~0.1).
+BACKOFF_FACTOR = float(os.environ.get("MARKETPIPE_RETRY_BACKOFF_S", "2") or 2)
+RETRY_DELAYS = exponential_backoff(backoff_factor=BACKOFF_FACTOR)
 RETRY_JITTER = 0.5
 
 
