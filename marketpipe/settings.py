@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     polygon_ws_secure: bool = True
     polygon_rate_limit: str = "5/min"
     yahoo_rate_limit: str = "60/min"
+    # cross-process provider limits through Prefect: auto = only for deployment runs (workers)
+    global_rate_limits: Literal["auto", "on", "off"] = "auto"
     polygon_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("POLYGON_API_KEY", "MARKETPIPE_POLYGON_API_KEY")
     )

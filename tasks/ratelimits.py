@@ -77,6 +77,24 @@ def acquire_provider_slots(
     return True
 
 
+def global_limits_wanted(settings: Settings) -> bool:
+    """Whether this run should also take cross-process slots (`MARKETPIPE_GLOBAL_RATE_LIMITS`).
+
+    `auto` (default): only flow runs of a deployment, i.e. runs that workers execute and that may
+    overlap with other processes; an in-process `marketpipe run` is one process, paced exactly by
+    the in-process limiter (Prefect's slot denials back off coarsely and would slow it several-fold).
+    """
+    mode = settings.global_rate_limits
+    if mode != "auto":
+        return mode == "on"
+    from prefect.runtime import flow_run
+
+    try:
+        return bool(flow_run.deployment_id)
+    except Exception:
+        return False
+
+
 def reserve_slots(source_spec: str, requests: int, settings: Settings) -> None:
     """Take cross-process slots for a chunk's requests from the first network source in the spec.
 
@@ -84,6 +102,8 @@ def reserve_slots(source_spec: str, requests: int, settings: Settings) -> None:
     """
     from marketpipe.providers import NETWORK_SOURCES, source_names
 
+    if requests <= 0 or not global_limits_wanted(settings):
+        return
     for name in source_names(source_spec):
         if name in NETWORK_SOURCES:
             acquire_provider_slots(name, n=requests, settings=settings)

@@ -27,3 +27,11 @@ def test_no_api_configured_is_a_no_op(monkeypatch):
 
     with temporary_settings({PREFECT_API_URL: None}):
         assert acquire_provider_slots("polygon", 3, Settings()) is False
+
+
+def test_global_limits_only_for_deployment_runs_in_auto_mode():
+    from tasks.ratelimits import global_limits_wanted
+
+    assert global_limits_wanted(Settings(global_rate_limits="on")) is True
+    assert global_limits_wanted(Settings(global_rate_limits="off")) is False
+    assert global_limits_wanted(Settings()) is False  # not a deployment run
