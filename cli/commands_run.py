@@ -48,8 +48,10 @@ def run(
 
         typer.echo(describe_plan(settings, **params))
         return
+    from cli.main import quiet_prefect_tracebacks
     from flows.pipeline import pipeline
 
+    quiet_prefect_tracebacks()
     reports = pipeline(**params, duration_s=duration)
     _print_reports(reports)
 

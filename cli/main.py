@@ -57,6 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def quiet_prefect_tracebacks() -> None:
+    """Unless `--debug`: Prefect's console log lines keep their one-line message but drop the
+    traceback (the flow-run logs sent to the Prefect API keep it). Call after Prefect is imported."""
+    import logging
+
+    if STATE["debug"]:
+        return
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for lg in loggers:
+        for handler in getattr(lg, "handlers", ()):
+            if type(handler).__name__ != "PrefectConsoleHandler" or handler.formatter is None:
+                continue
+            handler.formatter.formatException = lambda _ei: ""
+            handler.formatter.formatStack = lambda _si: ""
+
+
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:
     if debug:
         traceback.print_exception(exc)

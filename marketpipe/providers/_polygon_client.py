@@ -35,7 +35,10 @@ class _LimitedPool(urllib3.PoolManager):
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any):  # type: ignore[override]
         self.limiter.acquire()
         kw.setdefault("timeout", self._timeout)
-        resp = super().urlopen(method, url, redirect=redirect, **kw)
+        try:
+            resp = super().urlopen(method, url, redirect=redirect, **kw)
+        finally:
+            self.limiter.settle()  # the slot counts from the answer (server-side arrival ≤ it)
         if resp.status != 200 and not (redirect and resp.get_redirect_location()):
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if resp.status == 429:
