@@ -67,10 +67,27 @@ def quiet_prefect_tracebacks() -> None:
     loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
     for lg in loggers:
         for handler in getattr(lg, "handlers", ()):
-            if type(handler).__name__ != "PrefectConsoleHandler" or handler.formatter is None:
-                continue
-            handler.formatter.formatException = lambda _ei: ""
-            handler.formatter.formatStack = lambda _si: ""
+            if type(handler).__name__ == "PrefectConsoleHandler" and handler.formatter:
+                handler.formatter = _NoTraceback(handler.formatter)
+
+
+class _NoTraceback:
+    """Wraps a logging formatter: the record is formatted without exc_info/exc_text/stack_info
+    (restored afterwards, so other handlers still get the traceback)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def format(self, record):
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:
