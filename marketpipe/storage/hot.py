@@ -38,6 +38,7 @@ from marketpipe.storage.hot_frames import (
     utc_now,
 )
 from marketpipe.storage.pg_bars_copy import PgBarsWriter
+from marketpipe.symbols import validate_symbol
 
 _BAR_VALUE_COLUMNS = [c for c in BAR_COLUMNS if c not in BAR_KEY] + ["ingested_at"]
 
@@ -128,6 +129,8 @@ class SqlHotStore:
         if df is None or len(df) == 0:
             return 0
         bars = canonical_bars(df)
+        for symbol in bars["symbol"].unique():
+            validate_symbol(symbol)  # a stored bar's symbol may later name a lake path / S3 key
         dupes = bars.duplicated(list(BAR_KEY), keep="last")
         if dupes.any():
             bars = bars.loc[~dupes].reset_index(drop=True)
