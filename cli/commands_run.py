@@ -58,8 +58,10 @@ def run(
         from cli.deployment_runs import trigger_deployment
 
         raise SystemExit(trigger_deployment(deployment, params, watch))
+    from cli.main import quiet_prefect_tracebacks
     from flows.pipeline import pipeline
 
+    quiet_prefect_tracebacks()
     reports = pipeline(**params, duration_s=duration)
     _print_reports(reports)
 

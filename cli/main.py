@@ -50,15 +50,63 @@ def main(argv: list[str] | None = None) -> int:
         print("marketpipe: aborted", file=sys.stderr)
         return 130
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        click_exc, click_exit = _click_classes()
+        if isinstance(exc, click_exc):  # one line, exit 2 for usage errors
+            print(f"marketpipe: error: {exc.format_message()}", file=sys.stderr)
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, click_exit):
             return exc.exit_code
         return _fail(exc, 1, debug, prefix=f"{type(exc).__name__}: ")
     return 0
+
+
+def _click_classes() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Click's exception classes: typer >= 0.2x vendors click as `typer._click`, so an error raised
+    by typer is not a `click.ClickException` (it used to end as 'BadOptionUsage: …', exit 1)."""
+    import click
+
+    exc, exit_ = [click.ClickException], [click.exceptions.Exit]
+    try:
+        from typer import _click
+
+        exc.append(_click.ClickException)
+        exit_.append(_click.exceptions.Exit)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(exc), tuple(exit_)
+
+
+def quiet_prefect_tracebacks() -> None:
+    """Unless `--debug`: Prefect's console log lines keep their one-line message but drop the
+    traceback (the flow-run logs sent to the Prefect API keep it). Call after Prefect is imported."""
+    import logging
+
+    if STATE["debug"]:
+        return
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for lg in loggers:
+        for handler in getattr(lg, "handlers", ()):
+            if type(handler).__name__ == "PrefectConsoleHandler" and handler.formatter:
+                handler.formatter = _NoTraceback(handler.formatter)
+
+
+class _NoTraceback:
+    """Wraps a logging formatter: the record is formatted without exc_info/exc_text/stack_info
+    (restored afterwards, so other handlers still get the traceback)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def format(self, record):
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:

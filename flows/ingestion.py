@@ -61,21 +61,22 @@ def ingestion(
         }
         start = min(starts.values())
         with job_run(stores, "ingestion", params, run_id) as counts:
-            futures = []
+            futures = []  # (fetch, check, store) per chunk
             for group_start, group in _groups_by_start(starts, chunk_size):
                 query = BarsQuery(symbols=group, interval=interval, start=group_start, end=end)
                 label = chunk_label(query)
                 fetched = fetch_chunk.submit(source, query, settings, label, options)
                 checked = check_chunk.submit(fetched, now, run_id, label)
-                futures.append(
-                    store_chunk.submit(
-                        stores, checked, now, settings.hot_days, group, label, source
-                    )
+                stored_f = store_chunk.submit(
+                    stores, checked, now, settings.hot_days, group, label, source
                 )
+                futures.append((fetched, checked, stored_f))
+            # resolve each chain in order, so a failed fetch/check raises its own error rather
+            # than the store task's "upstream did not complete" (UnfinishedRun)
             progress = RunProgress(len(futures), "ingestion-progress", f"{source} {interval}")
             stored = []
-            for fut in futures:
-                stored.append(fut.result())
+            for chain in futures:
+                stored.append([f.result() for f in chain][-1])
                 progress.advance()
             report = _report(stored, syms, source)
             counts.update(report["totals"])

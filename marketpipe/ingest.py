@@ -94,14 +94,12 @@ def store_batch(
     symbols: tuple[str, ...],
     watermark_source: str | None = None,
 ) -> StoredBatch:
-    """Quarantine bad rows, then write cold rows to the lake and hot rows to the SQL store.
+    """Write cold rows to the lake and hot rows to the SQL store, then quarantine bad rows.
 
     Every write is an upsert on natural keys, so re-running a batch changes nothing. With
     `watermark_source`, each symbol's watermark then moves to its newest stored bar.
     """
     plan = plan_writes(batch.valid, now, hot_days)
-    if not batch.quarantine.empty:
-        stores.hot.write_quarantine(batch.quarantine)
     if not plan.cold.empty:
         stores.cold.write_bars(plan.cold)
     if not plan.hot.empty:
@@ -110,6 +108,10 @@ def store_batch(
         stores.hot.upsert_corporate_actions(batch.corporate_actions)
     if watermark_source and not batch.valid.empty:
         advance_watermarks(stores, watermark_source, batch.valid)
+    # Quarantine rows are appended (no natural key), so they go last: a store failure before this
+    # point is retried without having written them, and a retry never quarantines a row twice.
+    if not batch.quarantine.empty:
+        stores.hot.write_quarantine(batch.quarantine)
     return StoredBatch(
         per_symbol=_count_per_symbol(symbols, batch.fetched, plan.hot, plan.cold, batch.quarantine),
         sources=_sources_per_symbol(batch.valid),

@@ -41,6 +41,7 @@ class RateLimiter:
         self._log: deque[float] = deque(maxlen=self.limit)
         self._not_before = float("-inf")
         self._lock = threading.Lock()
+        self._mine = threading.local()  # this thread's last acquisition (for `settle`)
 
     def _wait_needed(self, now: float) -> float:
         wait = self._not_before - now
@@ -55,6 +56,7 @@ class RateLimiter:
             wait = self._wait_needed(now)
             if wait <= 0:
                 self._log.append(now)
+                self._mine.taken = now
             return wait
 
     def acquire(self, timeout: float | None = None) -> float:
@@ -70,6 +72,24 @@ class RateLimiter:
             if timeout is not None and self._clock() - start + wait > timeout:
                 raise TimeoutError(f"rate limiter {self.name or ''} needs {wait:.1f}s more".strip())
             self._sleep(wait)
+
+    def settle(self) -> None:
+        """The request this thread acquired last has been answered: count its slot from now.
+
+        Spacing by *answer* times makes the limit hold at the server whatever the transit delay:
+        the (N+1)-th request is sent a full period after the first one's answer, hence after it
+        arrived (acquisition times alone leave only `margin` for jitter).
+        """
+        taken = getattr(self._mine, "taken", None)
+        self._mine.taken = None
+        if taken is None:
+            return
+        with self._lock:
+            try:
+                self._log.remove(taken)
+            except ValueError:  # already rotated out of the log
+                return
+            self._log.append(self._clock())  # newest time: the log stays sorted
 
     def defer(self, seconds: float | None) -> None:
         """Allow no acquisition for `seconds` from now (a 429's Retry-After)."""

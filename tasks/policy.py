@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import os
 
-from prefect.tasks import exponential_backoff
-
 from marketpipe.errors import is_retryable
 
 RETRIES = 5
-# Prefect fixes a task's retry delays when the task is defined (at import), so this one knob is
-# read from the environment then: MARKETPIPE_RETRY_BACKOFF_S (seconds, default 2; tests use ~0.1).
-BACKOFF_FACTOR = float(os.environ.get("MARKETPIPE_RETRY_BACKOFF_S", "2") or 2)
-RETRY_DELAYS = exponential_backoff(backoff_factor=BACKOFF_FACTOR)
 RETRY_JITTER = 0.5
+DEFAULT_BACKOFF_S = 2.0
+
+
+class _Backoff(list):
+    """Exponential delays `base * 2**n`, with `base` read from `MARKETPIPE_RETRY_BACKOFF_S` (default 2)
+    each time Prefect asks for a delay -- i.e. when a run retries, not at import."""
+
+    def __init__(self, retries: int):
+        super().__init__(DEFAULT_BACKOFF_S * 2**n for n in range(retries))
+
+    def __getitem__(self, n):  # type: ignore[override]
+        if isinstance(n, slice):
+            return [self[i] for i in range(len(self))[n]]
+        return _base() * 2 ** range(len(self))[n]
+
+
+def _base() -> float:
+    try:
+        return max(0.0, float(os.environ.get("MARKETPIPE_RETRY_BACKOFF_S", DEFAULT_BACKOFF_S)))
+    except ValueError:
+        return DEFAULT_BACKOFF_S
+
+
+RETRY_DELAYS = _Backoff(RETRIES)
 
 
 def retry_if_transient(task, task_run, state) -> bool:

@@ -47,7 +47,7 @@ def get_provider(name: str, settings=None, **options) -> BarsProvider:
 
 
 # options an adapter gets by default inside the pipeline (callers' options win)
-PIPELINE_DEFAULTS: dict[str, dict] = {"polygon": {"include_actions": True}}
+PIPELINE_DEFAULTS: dict[str, dict] = {"polygon": {"include_actions": True, "max_rate_limited": 100}}
 NETWORK_SOURCES = ("polygon", "yahoo")
 
 

@@ -72,7 +72,11 @@ def bars_frame(
     df["source"] = source
     df["ts"] = pd.to_datetime(df["ts"], utc=True)
     if "trades" in df.columns:
-        df["trades"] = pd.array(df["trades"], dtype="Float64").round().astype("Int64")
+        trades = pd.array(df["trades"], dtype="Float64").round()
+        # beyond int64 a cast wraps around (1e30 became -2**63, then "volume_negative"): an
+        # impossible trade count is treated as not reported (trades is optional)
+        trades[(abs(trades) >= 2.0**63).fillna(False).to_numpy(dtype=bool)] = pd.NA
+        df["trades"] = trades.astype("Int64")
     return conform_bars(df[[c for c in BAR_COLUMNS if c in df.columns]])
 
 

@@ -41,6 +41,8 @@ class _LimitedPool(urllib3.PoolManager):
         except Exception:
             metrics.provider_request("polygon", "error")
             raise
+        finally:
+            self.limiter.settle()  # the slot counts from the answer (server-side arrival ≤ it)
         metrics.provider_request("polygon", "ok" if resp.status == 200 else resp.status)
         if resp.status != 200 and not (redirect and resp.get_redirect_location()):
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))

@@ -83,6 +83,7 @@ class PolygonProvider(BaseProvider):
         page_limit: int = 50_000,
         include_actions: bool = False,
         extended_hours: bool = False,
+        max_rate_limited: int = 0,
     ):
         if api_key is None and settings is not None:
             api_key = settings.polygon_api_key
@@ -99,13 +100,30 @@ class PolygonProvider(BaseProvider):
         self.page_limit = page_limit
         self.include_actions = include_actions
         self.extended_hours = extended_hours
+        self.max_rate_limited = max(0, int(max_rate_limited))
         self.client = LimitedRESTClient(key, self.base_url, self.limiter, timeout)
 
     # ------------------------------------------------------------------ I/O
     def _call(
         self, symbol: str | None, fn, *args: Any, list_results: bool = True, **kw: Any
     ) -> dict:
-        """One HTTP request through the client; returns the decoded JSON object or raises ours."""
+        """One HTTP request through the client; returns the decoded JSON object or raises ours.
+
+        A 429 is re-sent here up to `max_rate_limited` times: the limiter was already deferred by
+        its Retry-After, so re-sending never exceeds the limit, and a storm of 429s (dozens in a
+        row) does not use up the task's few retries, which stay for 5xx / timeouts.
+        """
+        for _ in range(self.max_rate_limited):
+            try:
+                return self._call_once(symbol, fn, *args, list_results=list_results, **kw)
+            except RetryableError as exc:
+                if not getattr(exc, "rate_limited", False):
+                    raise
+        return self._call_once(symbol, fn, *args, list_results=list_results, **kw)
+
+    def _call_once(
+        self, symbol: str | None, fn, *args: Any, list_results: bool = True, **kw: Any
+    ) -> dict:
         try:
             resp = fn(*args, raw=True, **kw)
         except HTTPStatus as exc:
@@ -116,6 +134,7 @@ class PolygonProvider(BaseProvider):
                 retry_after=exc.retry_after,
                 body=redact(exc.body, self._key.get_secret_value()),
             )
+            err.rate_limited = exc.status == 429
             raise err from None
         except urllib3.exceptions.HTTPError as exc:
             raise RetryableError(

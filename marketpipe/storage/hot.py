@@ -34,6 +34,7 @@ from marketpipe.storage.hot_frames import (
 )
 from marketpipe.storage.hot_ledger import LedgerTables
 from marketpipe.storage.pg_bars_copy import PgBulkBars
+from marketpipe.symbols import validate_symbol
 
 # SQLite bulk upsert: one executemany of this fixed, parametrised statement (timestamps are
 # pre-converted to epoch µs, skipping per-value type processing). Identical rows are not rewritten.
@@ -80,6 +81,8 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         if df is None or len(df) == 0:
             return 0
         bars = canonical_bars(df)
+        for symbol in bars["symbol"].unique():
+            validate_symbol(symbol)  # a stored bar's symbol may later name a lake path / S3 key
         dupes = bars.duplicated(list(BAR_KEY), keep="last")
         if dupes.any():
             bars = bars.loc[~dupes].reset_index(drop=True)
