@@ -19,9 +19,12 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/marketpipe run
 
-## the whole test suite (needs PostgreSQL on 127.0.0.1:5432; see README "Troubleshooting")
+## the whole test suite (needs PostgreSQL on 127.0.0.1:5432; see README "Troubleshooting"):
+## two parallel workers (one file stays on one worker), then the tests that restart services
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/pytest -m serial
 
 check: $(STAMP)
 	$(BIN)/ruff check .

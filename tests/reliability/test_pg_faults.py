@@ -167,7 +167,13 @@ def _seed_overlap(pg_url: str) -> int:
 
 @pytest.mark.parametrize(
     ("action", "path"),
-    [("terminate", "append"), ("terminate", "upsert"), ("restart", "append")],
+    [
+        ("terminate", "append"),
+        ("terminate", "upsert"),
+        # restarting the server drops every connection: run it alone (`make test` runs `serial`
+        # tests after the parallel ones)
+        pytest.param("restart", "append", marks=pytest.mark.serial),
+    ],
 )
 def test_pg_fault_mid_write_is_retried_without_partial_batch(
     cli, mp_env, tmp_path, pg_url, pg_admin_url, pg_back_up, action, path
