@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from marketpipe.bars import BAR_COLUMNS
 from marketpipe.realtime import BoundedTickQueue, SourceEnd, Tick
 
 
@@ -55,20 +56,7 @@ def expected_bars(ticks: pd.DataFrame, window: str, interval: str, source: str) 
     out["source"] = source
     out["trades"] = out["trades"].astype("Int64")
     out["ts"] = out["ts"].astype("datetime64[us, UTC]")
-    cols = [
-        "symbol",
-        "interval",
-        "ts",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "vwap",
-        "trades",
-        "source",
-    ]
-    return out[cols].sort_values(["symbol", "ts"]).reset_index(drop=True)
+    return out[list(BAR_COLUMNS)].sort_values(["symbol", "ts"]).reset_index(drop=True)
 
 
 class RestFake:
