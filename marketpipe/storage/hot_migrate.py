@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +14,8 @@ from alembic.script import ScriptDirectory
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # any constant bigint: serialises concurrent migrations of the same PostgreSQL database
 PG_MIGRATION_LOCK_KEY = 0x6D61726B6574  # "market"
+# Alembic keeps its migration context in module globals: one migration per process at a time
+_PROCESS_LOCK = threading.Lock()
 
 
 def alembic_config() -> Config:
@@ -42,7 +45,10 @@ def migrate(engine: sa.Engine) -> bool:
     second sees head and does nothing.
     """
     # SQLite: BEGIN IMMEDIATE (see hot_base) so a second migrator waits for the first
-    with engine.execution_options(marketpipe_sqlite_begin="immediate").begin() as conn:
+    with (
+        _PROCESS_LOCK,
+        engine.execution_options(marketpipe_sqlite_begin="immediate").begin() as conn,
+    ):
         if conn.dialect.name == "postgresql":
             conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK_KEY}

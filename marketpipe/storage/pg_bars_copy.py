@@ -8,7 +8,9 @@ Every call is one transaction on a dedicated ADBC connection: nothing is visible
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Literal
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -78,7 +80,7 @@ class PgBulkBars:
         table = table.append_column("ingested_at", stamp)
         with self._lock:
             conn = self._connection()
-            try:
+            with self._translate_errors(conn, "bars write rejected by PostgreSQL"):
                 if not self._overlaps(conn, df):
                     try:
                         with conn.cursor() as cur:
@@ -93,17 +95,6 @@ class PgBulkBars:
                     cur.execute(_MERGE_STAGE_SQL)
                 conn.commit()
                 return len(df), "upsert"
-            except adbc.Error as exc:
-                if _is_connection_error(exc):
-                    self._discard()
-                    raise ServiceUnavailable(
-                        f"PostgreSQL connection lost at {self._masked}: {_message(exc)}"
-                    ) from exc
-                _rollback_quietly(conn)
-                raise StoreError(f"bars write rejected by PostgreSQL: {_message(exc)}") from exc
-            except BaseException:
-                _rollback_quietly(conn)
-                raise
 
     def fetch_arrow(self, stmt: sa.Select) -> pa.Table:
         """Run a SELECT through ADBC and return Arrow (no per-row Python objects).
@@ -117,20 +108,12 @@ class PgBulkBars:
         params = tuple(compiled.params[name] for name in compiled.positiontup or ())
         with self._lock:
             conn = self._connection()
-            try:
+            with self._translate_errors(conn, "bars read failed"):
                 with conn.cursor() as cur:
                     cur.execute(compiled.string, params)
                     table = cur.fetch_arrow_table()
                 conn.commit()
                 return table
-            except adbc.Error as exc:
-                if _is_connection_error(exc):
-                    self._discard()
-                    raise ServiceUnavailable(
-                        f"PostgreSQL connection lost at {self._masked}: {_message(exc)}"
-                    ) from exc
-                _rollback_quietly(conn)
-                raise StoreError(f"bars read failed: {_message(exc)}") from exc
 
     @staticmethod
     def _overlaps(conn: adbc.Connection, df: pd.DataFrame) -> bool:
@@ -143,6 +126,24 @@ class PgBulkBars:
                 if cur.fetchone() is not None:
                     return True
         return False
+
+    @contextlib.contextmanager
+    def _translate_errors(self, conn: adbc.Connection, what: str) -> Iterator[None]:
+        """Lost connection -> ServiceUnavailable (retryable; the connection is dropped); any other
+        driver error -> StoreError; either way the transaction is rolled back."""
+        try:
+            yield
+        except adbc.Error as exc:
+            if _is_connection_error(exc):
+                self._discard()
+                raise ServiceUnavailable(
+                    f"PostgreSQL connection lost at {self._masked}: {_message(exc)}"
+                ) from exc
+            _rollback_quietly(conn)
+            raise StoreError(f"{what}: {_message(exc)}") from exc
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
