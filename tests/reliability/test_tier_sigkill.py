@@ -69,6 +69,10 @@ def _tier_process(data_dir) -> subprocess.Popen:
     )
 
 
+def _lake_files(data_dir) -> int:
+    return len(list((data_dir / "lake" / "bars").rglob("*.parquet")))
+
+
 def _check_every_row_once(data_dir, total: int) -> tuple[int, int]:
     stores = open_stores(load_settings(data_dir=data_dir, hot_days=HOT_DAYS))
     try:
@@ -88,10 +92,15 @@ def _check_every_row_once(data_dir, total: int) -> tuple[int, int]:
 def test_sigkill_mid_tier_then_rerun_finishes_exactly(tmp_path, seed):
     data = tmp_path / "data"
     total, recent = _seed(data)
-    # a full run takes ~1.5 s of start-up and ~2 s of work here: kill somewhere in between
-    delay = random.Random(seed).uniform(1.0, 2.6)
+    # kill once a seeded number of lake partitions has landed (of 2 per symbol): a point defined by
+    # progress, not wall time, so a faster or slower machine still kills mid-run
+    partitions = random.Random(seed).randint(1, 2 * N_SYMBOLS - 2)
     proc = _tier_process(data)
-    time.sleep(delay)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _lake_files(data) >= partitions:
+            break
+        time.sleep(0.001)
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
@@ -107,4 +116,4 @@ def test_sigkill_mid_tier_then_rerun_finishes_exactly(tmp_path, seed):
     third = _tier_process(data)
     out3, err3 = third.communicate(timeout=120)
     assert third.returncode == 0 and "tiered 0 rows" in out3, (out3, err3)
-    assert killed, f"seed {seed}: tier finished before {delay:.2f}s (no fault injected)"
+    assert killed, f"seed {seed}: tier finished before {partitions} partitions (no fault injected)"
