@@ -7,7 +7,7 @@ early closes and DST handled); present bars from hot ∪ cold via `read_bars`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -106,11 +106,3 @@ def repair_windows(
     windows.append((lo, hi))
     interval = gaps[0].interval
     return [(session_date(a, interval), session_date(b, interval)) for a, b in windows]
-
-
-def daterange_days(start: date, end: date) -> int:
-    return (end - start).days + 1
-
-
-def shift_days(d: date, days: int) -> date:
-    return d + timedelta(days=days)

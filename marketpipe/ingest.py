@@ -11,7 +11,6 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from marketpipe.bars import empty_bars
 from marketpipe.contract import QUARANTINE_COLUMNS, validate_bars
 from marketpipe.providers.base import BarsQuery, FetchResult
 from marketpipe.storage import Stores
@@ -148,9 +147,3 @@ def _sources_per_symbol(valid: pd.DataFrame) -> dict[str, list[str]]:
         return {}
     pairs = valid[["symbol", "source"]].drop_duplicates()
     return {str(s): sorted(g["source"].astype(str)) for s, g in pairs.groupby("symbol")}
-
-
-def empty_checked() -> CheckedBatch:
-    return CheckedBatch(
-        valid=empty_bars(), quarantine=pd.DataFrame(columns=list(QUARANTINE_COLUMNS)), fetched={}
-    )
