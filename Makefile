@@ -47,8 +47,12 @@ worker: $(STAMP)
 status: $(STAMP)
 	$(BIN)/marketpipe status
 
-lock: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | sed '1i # pip constraints: exact versions resolved on the project machine (python 3.11). Regenerate with `make lock`.' > requirements.lock
+## re-resolve from pyproject.toml alone (its pins carry the reasons), then freeze the result
+lock:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip freeze --exclude-editable | sed '1i # pip constraints: exact versions resolved on the project machine (python 3.11). Regenerate with `make lock`; pins and their reasons live in pyproject.toml.' > requirements.lock
+	touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) .marketpipe

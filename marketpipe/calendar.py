@@ -40,6 +40,7 @@ __all__ = [
     "is_session",
     "last_closed_session",
     "session_bounds",
+    "session_dates",
     "sessions",
 ]
 
@@ -159,3 +160,22 @@ def expected_bar_starts(
     if now is not None:
         schedule = schedule[schedule["end"] <= _now_utc(now)]
     return pd.DatetimeIndex(schedule["ts"], name="ts").astype(TS_DTYPE)
+
+
+def session_dates(
+    ts: pd.Series | pd.DatetimeIndex, interval: str, exchange: str = "XNYS"
+) -> np.ndarray:
+    """The exchange session date (`datetime64[D]`) each bar start belongs to, vectorised.
+
+    Daily bars are keyed at 00:00 UTC of their session date, so their session is the UTC date.
+    Intraday bars (and sub-minute ones) belong to the exchange-local calendar date of their start.
+    This is the value of the date-typed `session` column every bars table carries.
+    """
+    index = pd.DatetimeIndex(ts)
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    if interval == "1d":
+        local = index.tz_convert("UTC")
+    else:
+        local = index.tz_convert(get_calendar(exchange).tz)
+    return local.tz_localize(None).normalize().to_numpy().astype("datetime64[D]")
