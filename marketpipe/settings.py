@@ -9,11 +9,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketpipe.errors import ConfigError
+from marketpipe.redact import encode_userinfo, mask_url
+
+__all__ = ["Settings", "load_settings", "mask_url", "parse_rate"]
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
 _PERIOD_SECONDS = {
@@ -28,17 +32,54 @@ _PERIOD_SECONDS = {
 }
 HOT_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 COLD_SCHEMES = ("file", "local", "s3", "memory")
+# bounds that keep a limiter's log and its waits finite (a bigger count or period is a typo)
+MAX_RATE_COUNT = 1_000_000
+MAX_RATE_PERIOD_S = 86_400.0
+_S3_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
+_SCHEME_ONLY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")  # `s3:x` (not `C:\x`)
 
 
 def parse_rate(text: str) -> tuple[int, float]:
-    """'5/min' -> (5, 60.0); '100/10s' -> (100, 10.0). Raises ValueError."""
+    """'5/min' -> (5, 60.0); '100/10s' -> (100, 10.0). Raises ValueError (one line) for a
+    malformed text, a count outside 1..1,000,000 or a window outside (0 s, 24 h]."""
     m = _RATE_RE.match(text)
     if not m:
         raise ValueError(f"rate limit {text!r} is not like '5/min', '100/s' or '300/10min'")
-    count, mult, unit = int(m.group(1)), m.group(2), m.group(3).lower()
-    if count <= 0:
-        raise ValueError("rate limit count must be > 0")
-    return count, float(int(mult or 1) * _PERIOD_SECONDS[unit])
+    count, mult, unit = m.group(1), m.group(2), m.group(3).lower()
+    if len(count) > 7 or not 0 < int(count) <= MAX_RATE_COUNT:
+        raise ValueError(f"rate limit count must be between 1 and {MAX_RATE_COUNT:,}")
+    multiple = int(mult) if mult and len(mult) <= 6 else (1 if not mult else -1)
+    period = float(multiple * _PERIOD_SECONDS[unit])
+    if not 0 < period <= MAX_RATE_PERIOD_S:
+        raise ValueError("rate limit window must be longer than 0 s and at most 24 h")
+    return int(count), period
+
+
+def check_cold_url(v: str) -> str:
+    """The lake URL without a trailing `/`; ValueError for an S3 URL without a bucket or with
+    empty, `.` or `..` path segments, and for `scheme:` text that lacks `//`."""
+    if "://" not in v:
+        if _SCHEME_ONLY_RE.match(v) and not re.match(r"^[A-Za-z]:[\\/]", v):
+            raise ValueError("looks like a URL without '//'; use s3://bucket/prefix or a path")
+        return v.rstrip("/") or v
+    scheme, _, rest = v.partition("://")
+    scheme = scheme.lower()
+    if scheme not in COLD_SCHEMES:
+        raise ValueError(
+            f"unknown scheme {scheme!r}; use a local path, file://… or s3://bucket/prefix"
+        )
+    if scheme == "s3":
+        rest = rest.rstrip("/")
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise ValueError("s3:// URL has no bucket; use s3://bucket/prefix")
+        if not _S3_BUCKET_RE.match(bucket):
+            raise ValueError(f"{bucket!r} is not an S3 bucket name")
+        for seg in prefix.split("/") if prefix else ():
+            if unquote(seg).strip() in ("", ".", ".."):
+                raise ValueError("S3 prefix has an empty, '.' or '..' segment")
+        return f"s3://{rest}"
+    return v.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -65,6 +106,11 @@ class Settings(BaseSettings):
     )
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     default_symbols: str = "AAPL,MSFT,SPY"
+    # S3 (s3fs and delta-rs): a request waits at most connect + read timeout; a store task keeps
+    # retrying a failed write for at most the retry budget (counted from its first try)
+    s3_connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    s3_read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    store_retry_budget_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
 
     @field_validator("hot_url")
     @classmethod
@@ -78,20 +124,15 @@ class Settings(BaseSettings):
             )
         if scheme in ("postgresql", "postgres"):
             v = "postgresql+psycopg://" + v.split("://", 1)[1]
-        return v
+        # a password with an unencoded `@` means what a human reads: everything up to the host
+        return encode_userinfo(v)
 
     @field_validator("cold_url")
     @classmethod
     def _cold_scheme(cls, v: str | None) -> str | None:
         if v is None or v == "":
             return None
-        if "://" in v:
-            scheme = v.split("://", 1)[0].lower()
-            if scheme not in COLD_SCHEMES:
-                raise ValueError(
-                    f"unknown scheme {scheme!r}; use a local path, file://… or s3://bucket/prefix"
-                )
-        return v.rstrip("/")
+        return check_cold_url(v)
 
     @field_validator("polygon_rate_limit", "yahoo_rate_limit")
     @classmethod
@@ -108,12 +149,70 @@ class Settings(BaseSettings):
     def cold_url_resolved(self) -> str:
         return self.cold_url or str(self.data_dir / "lake")
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("use http://host:port or https://host")
+        return v.rstrip("/")
+
     @property
     def storage_options(self) -> dict:
-        """fsspec storage options for the cold lake (s3fs reads AWS_* from the environment)."""
-        if self.cold_url_resolved.startswith("s3://") and self.s3_endpoint_url:
-            return {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
+        """fsspec storage options for the cold lake (= `s3fs_options()` for an s3:// lake)."""
+        if self.cold_url_resolved.startswith("s3://"):
+            return self.s3fs_options()
         return {}
+
+    def s3fs_options(self) -> dict:
+        """`s3fs.S3FileSystem(**options)` / fsspec storage options for any s3:// URL: endpoint,
+        connect/read timeouts, and one botocore attempt per request. s3fs also retries a call
+        itself (`fs.retries`, a class attribute it does not take as an option): pass the
+        filesystem to `bound_s3fs_retries(fs)`. Then a hanging endpoint costs one read timeout
+        per request, and the store task's retries, bounded by `store_retry_budget_s`, do the
+        retrying. Credentials come from the standard AWS_* variables, as s3fs reads them."""
+        opts: dict = {
+            "config_kwargs": {
+                "connect_timeout": self.s3_connect_timeout_s,
+                "read_timeout": self.s3_read_timeout_s,
+                "retries": {"total_max_attempts": 1, "mode": "standard"},
+            },
+        }
+        if self.s3_endpoint_url:
+            opts["client_kwargs"] = {"endpoint_url": self.s3_endpoint_url}
+        return opts
+
+    def delta_storage_options(self) -> dict[str, str]:
+        """delta-rs (`deltalake`) storage options for an s3:// table: endpoint (plain HTTP
+        allowed for loopback/MinIO), conditional put for safe concurrent commits, and the same
+        bounds as `s3fs_options()`: object_store's `connect_timeout`, `timeout` (whole request)
+        and a retry budget (`retry_timeout`; `max_retries` attempts within it). Values are
+        strings, as delta-rs wants them. AWS_* credentials are read from the environment."""
+        opts = {
+            "conditional_put": "etag",
+            "connect_timeout": _duration(self.s3_connect_timeout_s),
+            "timeout": _duration(self.s3_connect_timeout_s + self.s3_read_timeout_s),
+            "max_retries": "3",
+            "retry_timeout": _duration(self.store_retry_budget_s),
+        }
+        if self.s3_endpoint_url:
+            opts["AWS_ENDPOINT_URL"] = self.s3_endpoint_url
+            if self.s3_endpoint_url.startswith("http://"):
+                opts["AWS_ALLOW_HTTP"] = "true"
+        return opts
+
+    @property
+    def cold_url_masked(self) -> str:
+        """The lake URL as marketpipe prints it, with endpoint and S3 timeouts when on S3."""
+        url = mask_url(self.cold_url_resolved)
+        if not url.startswith("s3://"):
+            return url
+        where = f" (endpoint {mask_url(self.s3_endpoint_url)})" if self.s3_endpoint_url else ""
+        return (
+            f"{url}{where}; S3 timeouts connect {self.s3_connect_timeout_s:g} s, "
+            f"read {self.s3_read_timeout_s:g} s, retry budget {self.store_retry_budget_s:g} s"
+        )
 
     def rate_limit(self, provider: str) -> tuple[int, float]:
         text = {"polygon": self.polygon_rate_limit, "yahoo": self.yahoo_rate_limit}.get(provider)
@@ -124,9 +223,19 @@ class Settings(BaseSettings):
         return mask_url(self.hot_url_resolved)
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by '***' (safe to print or log)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+S3FS_ATTEMPTS = 1
+
+
+def bound_s3fs_retries(fs) -> None:
+    """Make an s3fs filesystem try each call once (its default is 5 tries, each waiting up to
+    the read timeout); other filesystems are left alone."""
+    if type(fs).__module__.startswith("s3fs") and hasattr(fs, "retries"):
+        fs.retries = S3FS_ATTEMPTS
+
+
+def _duration(seconds: float) -> str:
+    """A duration as object_store parses it (`humantime`): whole milliseconds."""
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def _env_name(loc: tuple) -> str:

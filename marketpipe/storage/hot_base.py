@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from marketpipe.errors import ServiceUnavailable, StoreError
-from marketpipe.settings import mask_url
+from marketpipe.redact import mask_url, redact
 from marketpipe.storage import hot_migrate
 
 
@@ -119,4 +119,4 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 def _reason(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig if exc.orig is not None else exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
-    return mask_url(line)
+    return redact(line)

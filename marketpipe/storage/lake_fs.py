@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from marketpipe.errors import MarketpipeError, ServiceUnavailable
-from marketpipe.settings import mask_url
+from marketpipe.redact import mask_url
+from marketpipe.settings import bound_s3fs_retries
 from marketpipe.storage.lake_paths import (
     BARS_SCHEMA,
     DATASET_DIR,
@@ -75,6 +76,7 @@ class LakeFS:
         )
         with self.guard("opening the lake"):
             self.fs, root = fsspec.core.url_to_fs(self.url, **opts)
+        bound_s3fs_retries(self.fs)  # one try per S3 call; the store task retries, on a budget
         self.root = root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
         # Native pyarrow I/O for local folders (fast); fsspec-wrapped otherwise.

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from marketpipe.errors import ServiceUnavailable, StoreError
-from marketpipe.settings import mask_url
+from marketpipe.redact import mask_url, redact
 
 WritePath = Literal["append", "upsert"]
 _NUMERIC_DOLLAR = postgresql.dialect(paramstyle="numeric_dollar")
@@ -181,6 +181,6 @@ def _message(exc: adbc.Error) -> str:
     if primary:
         state = getattr(exc, "sqlstate", None)
         text = primary.decode(errors="replace")
-        return f"{text} (SQLSTATE {state})" if state else text
+        return redact(f"{text} (SQLSTATE {state})" if state else text)
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return mask_url(lines[0]) if lines else type(exc).__name__
+    return redact(lines[0]) if lines else type(exc).__name__

@@ -187,7 +187,12 @@ def test_the_sql_scanner_catches_what_it_should(tmp_path):
 
 # ---------------------------------------------------------------- secrets
 PG_PASSWORD = "pw_SENTINEL_4d2b8e91"
-SECRETS = (POLY_KEY, PG_PASSWORD)
+# a password with an unencoded `@`: each half must stay hidden (a half-masked URL showed the tail)
+PG_PASSWORD_AT = "pw_SENTINEL_4d2b@tail_SENTINEL_77c1"
+SECRETS = (POLY_KEY, PG_PASSWORD, *PG_PASSWORD_AT.split("@"))
+# how the password reaches marketpipe: in the user part, as a `?password=` query parameter, or in
+# the user part with an unencoded `@`
+URL_SHAPES = ("userinfo", "query", "unencoded-at")
 
 
 class _Collect(logging.Handler):
@@ -205,15 +210,22 @@ class _Collect(logging.Handler):
         self.texts.append(text)
 
 
-@pytest.fixture
-def secret_pg(pg_url, pg_admin_url):
-    """The test database owned by a role that has a recognisable password."""
+@pytest.fixture(params=URL_SHAPES)
+def secret_pg(request, pg_url, pg_admin_url):
+    """The test database owned by a role that has a recognisable password, and the hot-store URL
+    that carries the password in one of `URL_SHAPES`."""
     role = f"mp_sec_{uuid.uuid4().hex[:8]}"
     dbname = pg_url.rsplit("/", 1)[1]
+    password = PG_PASSWORD_AT if request.param == "unencoded-at" else PG_PASSWORD
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PG_PASSWORD}'")  # test setup only
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")  # test setup only
         conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {role}')
-    url = f"postgresql+psycopg://{role}:{PG_PASSWORD}@127.0.0.1:5432/{dbname}"
+    where = f"127.0.0.1:5432/{dbname}"
+    url = {
+        "userinfo": f"postgresql+psycopg://{role}:{password}@{where}",
+        "query": f"postgresql+psycopg://{role}@{where}?password={password}",
+        "unencoded-at": f"postgresql+psycopg://{role}:{password}@{where}",
+    }[request.param]
     yield url, dbname
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
@@ -321,6 +333,8 @@ def test_secrets_never_written_anywhere(cli, poly, mp_env, secret_pg, pg_admin_u
                 days[1],
             ],
             ["run", "--dry-run", "--source", "polygon", "--symbols", "AAPL"],
+            ["status"],
+            ["status", "--json"],
             [
                 "--debug",
                 "run",
@@ -339,12 +353,14 @@ def test_secrets_never_written_anywhere(cli, poly, mp_env, secret_pg, pg_admin_u
             res = cli(*args)
             codes.append(res.code)
             outputs += [res.out, res.err]
-        assert codes == [0, 1, 1, 0, 1], (codes, outputs)
-        assert "***@" in outputs[0] and "hot store: postgresql+psycopg://" in outputs[0]
+        assert codes == [0, 1, 1, 0, 1, 1, 1], (codes, outputs)  # status: 2024 data is stale
+        assert "hot store: postgresql+psycopg://" in outputs[0]
+        assert "***" in outputs[0] and "127.0.0.1:5432" in outputs[0]
+        assert '"hot": "postgresql+psycopg://' in outputs[10] and "***" in outputs[10]
         # 4. the hot store unreachable: the error names the URL with the password masked
         mp_env.setenv("MARKETPIPE_HOT_URL", url.replace(":5432/", ":1/"))
         res = cli("run", "--source", "polygon", "--symbols", "AAPL")
-        assert res.code == 1 and "***@" in res.err, res.err
+        assert res.code == 1 and "***" in res.err and "127.0.0.1:1" in res.err, res.err
         outputs += [res.out, res.err]
     finally:
         for lg in loggers:
