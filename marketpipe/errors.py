@@ -27,6 +27,20 @@ class ServiceUnavailable(StoreError):
     """A required service (PostgreSQL, S3) cannot be reached."""
 
 
+class WriteConflict(StoreError):
+    """PostgreSQL rolled a transaction back to break a deadlock or a serialization conflict
+    (SQLSTATE in `RETRYABLE_SQLSTATES`): nothing of it was written, and trying again is safe."""
+
+
+# the one list of SQLSTATEs that mean "rolled back because of a concurrent transaction; retry"
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+
+
+def is_retryable_sqlstate(state: str | None) -> bool:
+    """True for a SQLSTATE whose transaction is worth running again (see `RETRYABLE_SQLSTATES`)."""
+    return state is not None and state.upper() in RETRYABLE_SQLSTATES
+
+
 class ProviderError(MarketpipeError):
     """A provider failed. `provider` and `symbol` name what failed."""
 
@@ -60,4 +74,4 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, FatalError | ConfigError | ContractError):
         return False
     # connection-level failures from drivers / network stacks
-    return isinstance(exc, ConnectionError | TimeoutError | ServiceUnavailable)
+    return isinstance(exc, ConnectionError | TimeoutError | ServiceUnavailable | WriteConflict)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from marketpipe.errors import ServiceUnavailable, StoreError
+from marketpipe.errors import ServiceUnavailable, StoreError, WriteConflict, is_retryable_sqlstate
 from marketpipe.redact import mask_url, redact
 from marketpipe.storage import hot_migrate
 
@@ -42,11 +42,17 @@ class HotStoreBase:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise ServiceUnavailable(
-                f"hot store unavailable at {self.masked_url}: {_reason(exc)}"
-            ) from exc
         except sa.exc.DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if is_retryable_sqlstate(state):
+                raise WriteConflict(
+                    f"hot store transaction rolled back by a concurrent one: {_reason(exc)}"
+                    f" (SQLSTATE {state})"
+                ) from exc
+            if isinstance(exc, sa.exc.OperationalError):
+                raise ServiceUnavailable(
+                    f"hot store unavailable at {self.masked_url}: {_reason(exc)}"
+                ) from exc
             raise StoreError(f"hot store rejected the write: {_reason(exc)}") from exc
 
     def _insert(self, table: sa.Table):

@@ -16,10 +16,11 @@ from typing import Literal
 import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from marketpipe.errors import ServiceUnavailable, StoreError
+from marketpipe.errors import ServiceUnavailable, StoreError, WriteConflict, is_retryable_sqlstate
 from marketpipe.redact import mask_url, redact
 
 WritePath = Literal["append", "upsert"]
@@ -42,6 +43,33 @@ WHERE (b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trades, b.source)
     IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,
                       EXCLUDED.volume, EXCLUDED.vwap, EXCLUDED.trades, EXCLUDED.source)
 """
+
+
+KEY_ORDER = [("symbol", "ascending"), ("interval", "ascending"), ("ts", "ascending")]
+
+
+def in_key_order(table: pa.Table) -> pa.Table:
+    """`table` sorted by (symbol, interval, ts) -- the one order every writer takes row locks in.
+
+    Two writers that lock the same keys in the same order wait for each other but never
+    deadlock (writer A holding AAPL and waiting for MSFT while B holds MSFT and waits for AAPL).
+    COPY inserts in table order, and the staged merge reads its temp table by a sequential scan
+    (insertion order: temp tables are never scanned in parallel or synchronised), so sorting
+    here orders both paths. An already sorted table (the usual case) is returned as it is.
+    """
+    n = table.num_rows
+    if n < 2:
+        return table
+    head, tail = table.slice(0, n - 1), table.slice(1)
+    ordered = pc.less_equal(head["ts"], tail["ts"])
+    for col in ("interval", "symbol"):
+        ordered = pc.or_(
+            pc.less(head[col], tail[col]),
+            pc.and_(pc.equal(head[col], tail[col]), ordered),
+        )
+    if pc.all(ordered).as_py():
+        return table
+    return table.take(pc.sort_indices(table, sort_keys=KEY_ORDER))
 
 
 def libpq_uri(url: sa.URL) -> str:
@@ -75,7 +103,7 @@ class PgBulkBars:
 
     def write(self, df: pd.DataFrame, ingested_at: pd.Timestamp) -> tuple[int, WritePath]:
         """Upsert deduplicated canonical bars; returns (rows, path taken)."""
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = in_key_order(pa.Table.from_pandas(df, preserve_index=False))
         stamp = pa.repeat(pa.scalar(ingested_at, type=pa.timestamp("us", tz="UTC")), len(df))
         table = table.append_column("ingested_at", stamp)
         with self._lock:
@@ -134,6 +162,11 @@ class PgBulkBars:
         try:
             yield
         except adbc.Error as exc:
+            if is_retryable_sqlstate(getattr(exc, "sqlstate", None)):
+                _rollback_quietly(conn)
+                raise WriteConflict(
+                    f"{what}, rolled back by a concurrent transaction: {_message(exc)}"
+                ) from exc
             if _is_connection_error(exc):
                 self._discard()
                 raise ServiceUnavailable(
