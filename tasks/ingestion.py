@@ -11,7 +11,7 @@ from marketpipe.providers import fetch_from
 from marketpipe.providers.base import BarsQuery, FetchResult
 from marketpipe.settings import Settings
 from marketpipe.storage import Stores
-from tasks.policy import RETRYING
+from tasks.policy import RETRYING, STORE_RETRYING
 from tasks.ratelimits import reserve_slots
 
 
@@ -30,7 +30,7 @@ def check_chunk(
     return ingest.check_batch(result, now=now, run_id=run_id)
 
 
-@task(name="store", task_run_name="store-{label}", cache_policy=NO_CACHE, **RETRYING)
+@task(name="store", task_run_name="store-{label}", cache_policy=NO_CACHE, **STORE_RETRYING)
 def store_chunk(
     stores: Stores,
     batch: ingest.CheckedBatch,

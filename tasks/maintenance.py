@@ -8,10 +8,10 @@ from prefect.cache_policies import NO_CACHE
 
 from marketpipe.storage import Stores
 from marketpipe.storage.tiering import tier_hot_to_cold
-from tasks.policy import RETRYING
+from tasks.policy import STORE_RETRYING
 
 
-@task(name="tier-hot-to-cold", cache_policy=NO_CACHE, **RETRYING)
+@task(name="tier-hot-to-cold", cache_policy=NO_CACHE, **STORE_RETRYING)
 def tier_task(stores: Stores, now: pd.Timestamp, hot_days: int) -> dict:
     report = tier_hot_to_cold(stores, now, hot_days)
     return {
@@ -21,7 +21,7 @@ def tier_task(stores: Stores, now: pd.Timestamp, hot_days: int) -> dict:
     }
 
 
-@task(name="compact-lake", cache_policy=NO_CACHE, **RETRYING)
+@task(name="compact-lake", cache_policy=NO_CACHE, **STORE_RETRYING)
 def compact_task(stores: Stores, target_bytes: int) -> dict:
     report = stores.cold.compact(target_bytes=target_bytes)
     return {

@@ -71,8 +71,15 @@ class LakeFS:
         self.url = url.rstrip("/")
         opts = dict(storage_options or {})
         endpoint = (opts.get("client_kwargs") or {}).get("endpoint_url") or opts.get("endpoint_url")
+        cfg = opts.get("config_kwargs") or {}
+        bounds = [
+            f"{name} timeout {cfg[key]:g} s"
+            for name, key in (("connect", "connect_timeout"), ("read", "read_timeout"))
+            if isinstance(cfg.get(key), int | float)
+        ]
+        where = [f"endpoint {mask_url(endpoint)}"] if endpoint else []
         self.display = mask_url(self.url) + (
-            f" (endpoint {mask_url(endpoint)})" if endpoint else ""
+            f" ({', '.join(where + bounds)})" if where or bounds else ""
         )
         with self.guard("opening the lake"):
             self.fs, root = fsspec.core.url_to_fs(self.url, **opts)
