@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 from marketpipe.bars import INTERVALS
+from marketpipe.dates import parse_day
 from marketpipe.errors import ConfigError
 
 
 def parse_date(value: str | None, name: str) -> date | None:
-    if value is None or value == "":
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--{name}: {value!r} is not a date like 2024-01-31") from None
+    """`--start/--end` text -> date (see `marketpipe.dates.parse_day`: bounded, one-line error)."""
+    return parse_day(value, name)
 
 
 def parse_interval(value: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from marketpipe.errors import ConfigError, ContractError, UnknownSymbolError
+from marketpipe.input_columns import check_file_columns
 from marketpipe.providers._frames import bars_frame, in_range, rejected_frame, to_json_text
 from marketpipe.providers.base import BarsQuery, BaseProvider, FetchResult
 
@@ -45,6 +46,7 @@ class ReplayProvider(BaseProvider):
         if not self.path.is_file():
             raise ConfigError(f"replay file not found: {self.path}")
         name = self.path.name.lower()
+        check_file_columns(self.path, f"replay file {self.path.name}")
         try:
             if name.endswith((".parquet", ".pq")):
                 return pd.read_parquet(self.path)
