@@ -13,6 +13,8 @@ SQLAlchemy and libpq see the host the user meant.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
@@ -95,3 +97,21 @@ def redact(text: str) -> str:
         return text
     text = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
     return _PAIR_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `values` (e.g. settings overrides about to become Prefect flow-run parameters or
+    an artifact) with secret-named keys' values as `***` and URLs / text masked, recursively."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if SECRET_NAME.search(str(key)) and value is not None:
+            out[key] = MASK
+        elif isinstance(value, Mapping):
+            out[key] = redact_mapping(value)
+        elif isinstance(value, str):
+            out[key] = redact(value)
+        elif isinstance(value, list | tuple):
+            out[key] = type(value)(redact(v) if isinstance(v, str) else v for v in value)
+        else:
+            out[key] = value
+    return out

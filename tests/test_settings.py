@@ -218,3 +218,19 @@ def test_bad_s3_bounds_are_refused(monkeypatch, var, value):
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert str(err.value).startswith(var + ": ")
+
+
+def test_redact_mapping_masks_secret_keys_and_urls():
+    from marketpipe.redact import redact_mapping
+
+    params = {
+        "hot_url": "postgresql+psycopg://u:s3cretPW@db/mp",
+        "polygon_api_key": "pk_s3cretPW",
+        "nested": {"token": "s3cretPW", "symbols": ["AAPL"], "n": 3},
+        "hot_days": 30,
+    }
+    shown = redact_mapping(params)
+    assert "s3cretPW" not in repr(shown)
+    assert shown["hot_days"] == 30 and shown["nested"]["symbols"] == ["AAPL"]
+    assert shown["hot_url"] == "postgresql+psycopg://u:***@db/mp"
+    assert params["nested"]["token"] == "s3cretPW"  # the input is left alone
