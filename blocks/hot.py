@@ -15,14 +15,18 @@ def hot_store_connector(url: str):
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
+    query = {k: str(v) for k, v in u.query.items()}
+    password = u.password
+    if password is None and "password" in query:  # `…/db?password=…`: keep it secret too
+        password = query.pop("password")
     components = ConnectionComponents(
         driver=u.drivername,
         database=u.database,
         username=u.username,
-        password=SecretStr(u.password) if u.password is not None else None,
+        password=SecretStr(password) if password is not None else None,
         host=u.host,
         port=u.port,
-        query={k: str(v) for k, v in u.query.items()} or None,
+        query=query or None,
     )
     return SqlAlchemyConnector(connection_info=components)
 

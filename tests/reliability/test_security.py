@@ -386,3 +386,25 @@ def test_secrets_never_written_anywhere(cli, poly, mp_env, secret_pg, pg_admin_u
             assert secret not in text, f"{secret[:12]}… leaked into {name}"
     # the key did reach the vendor, in the Authorization header only
     assert all(s.headers.get("Authorization") == f"Bearer {POLY_KEY}" for s in poly.seen)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://mp@127.0.0.1:5432/db?password={PG_PASSWORD}",
+        f"postgresql+psycopg://mp:{PG_PASSWORD}@127.0.0.1:5432/db",
+    ],
+)
+def test_hot_store_block_keeps_the_password_secret(url):
+    """`make deploy` saves the hot store as a block: the password (also a `?password=` one) is a
+    SecretStr there, never plain text in the block document the Prefect server stores."""
+    from blocks.hot import connector_url, hot_store_connector
+
+    block = hot_store_connector(url)
+    assert PG_PASSWORD not in block.model_dump_json()
+    assert PG_PASSWORD not in repr(block)
+    assert block.connection_info.password.get_secret_value() == PG_PASSWORD
+    assert "password" not in (block.connection_info.query or {})
+    import sqlalchemy as sa
+
+    assert sa.make_url(connector_url(block)).password == PG_PASSWORD
