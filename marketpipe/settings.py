@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         parse_rate(v)
         return v
 
+    def __repr_args__(self):
+        """repr()/str() show URLs masked (a Settings object may end up in a log line)."""
+        for name, value in super().__repr_args__():
+            masked = mask_url(value) if name.endswith("_url") and isinstance(value, str) else value
+            yield name, masked
+
     # ---- derived values -------------------------------------------------------------------
     @property
     def hot_url_resolved(self) -> str:

@@ -234,3 +234,10 @@ def test_redact_mapping_masks_secret_keys_and_urls():
     assert shown["hot_days"] == 30 and shown["nested"]["symbols"] == ["AAPL"]
     assert shown["hot_url"] == "postgresql+psycopg://u:***@db/mp"
     assert params["nested"]["token"] == "s3cretPW"  # the input is left alone
+
+
+def test_settings_repr_masks_the_hot_url(monkeypatch):
+    monkeypatch.setenv("MARKETPIPE_HOT_URL", "postgresql+psycopg://u@db/mp?password=s3cretPW")
+    s = load_settings()
+    assert "s3cretPW" not in repr(s) and "s3cretPW" not in str(s)
+    assert "s3cretPW" in s.hot_url_resolved  # the store still gets the real URL
