@@ -1,5 +1,8 @@
 """Validation throughput: `validate_bars` vs the bare pandera `BarsSchema.validate(lazy=True)`.
 
+Both run every check (values, OHLC envelope, magnitude bounds, keys, sessions and bar starts);
+`validate_bars` runs them through pandera too, and adds the parse step and the quarantine rows.
+
 Run: `PYTHONPATH=. python -m benchmarks.bench_validation [rows]`. Prints rows/s for a clean frame
 (provider order, and shuffled so the duplicate-key check cannot take its sorted fast path) and for
 a frame with 1% bad rows, beside the pandera baseline on the same frame, with ratios and the
@@ -36,17 +39,19 @@ def clean_bars(rows: int) -> pd.DataFrame:
 
 
 def with_bad_rows(df: pd.DataFrame, fraction: float = 0.01, seed: int = 0) -> pd.DataFrame:
-    """A copy with `fraction` of rows broken, cycling through six kinds of damage."""
+    """A copy with `fraction` of rows broken, cycling through eight kinds of damage."""
     out = df.copy()
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(df) - 1, int(len(df) * fraction), replace=False) + 1)
-    kinds = np.array_split(picked, 6)
+    kinds = np.array_split(picked, 8)
     out.loc[kinds[0], "high"] = out.loc[kinds[0], "low"] - 1.0  # high_lt_low (+ open/close)
     out.loc[kinds[1], "volume"] = -1.0  # volume_negative
     out.loc[kinds[2], "open"] = np.inf  # price_not_finite
     out.loc[kinds[3], "close"] = 0.0  # price_not_positive (+ low_gt_open_close)
     out.loc[kinds[4], "symbol"] = "BAD SYMBOL;"  # bad_symbol
     out.loc[kinds[5], "ts"] = out["ts"].to_numpy()[kinds[5] - 1]  # duplicate_key
+    out.loc[kinds[6], "volume"] = 1e300  # out_of_range
+    out.loc[kinds[7], "ts"] = out.loc[kinds[7], "ts"] + pd.Timedelta(seconds=17)  # misaligned
     return out
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import exchange_calendars as xcals
 import numpy as np
@@ -35,8 +36,10 @@ from marketpipe.errors import ConfigError
 __all__ = [
     "CALENDAR_START",
     "bar_schedule",
+    "bar_start_flags",
     "expected_bar_starts",
     "get_calendar",
+    "interval_step",
     "is_session",
     "last_closed_session",
     "session_bounds",
@@ -179,3 +182,91 @@ def session_dates(
     else:
         local = index.tz_convert(get_calendar(exchange).tz)
     return local.tz_localize(None).normalize().to_numpy().astype("datetime64[D]")
+
+
+# ------------------------------------------------------------------ bar-start membership
+_DAY_US = 86_400_000_000
+
+
+class _SessionTable(NamedTuple):
+    """Every session the calendar knows, as int64 microseconds UTC, plus per-UTC-day lookups."""
+
+    labels: np.ndarray  # session date at 00:00 UTC (the daily bar key)
+    opens: np.ndarray
+    closes: np.ndarray
+    first_day: int  # UTC day number (days since 1970-01-01) of `last_open_by_day[0]`
+    last_open_by_day: np.ndarray  # per UTC day: index of the last session opening before its end
+    is_session_day: np.ndarray  # per UTC day: a session has this date
+
+
+@lru_cache(maxsize=8)
+def _session_table(exchange: str = "XNYS") -> _SessionTable:
+    cal = get_calendar(exchange)
+    labels = pd.DatetimeIndex(cal.sessions).as_unit("us").asi8
+    opens = pd.DatetimeIndex(cal.opens).tz_convert("UTC").as_unit("us").asi8
+    closes = pd.DatetimeIndex(cal.closes).tz_convert("UTC").as_unit("us").asi8
+    first_day = int(min(labels[0], opens[0]) // _DAY_US) - 1
+    days = np.arange(first_day, int(closes[-1] // _DAY_US) + 2, dtype=np.int64)
+    last_open = np.searchsorted(opens, (days + 1) * _DAY_US, side="left") - 1
+    is_day = np.zeros(len(days), dtype=bool)
+    is_day[labels // _DAY_US - first_day] = True
+    return _SessionTable(labels, opens, closes, first_day, last_open, is_day)
+
+
+def _day_slots(us: np.ndarray, table: _SessionTable) -> tuple[np.ndarray, np.ndarray]:
+    """(slot into the per-day lookups, whether the day is inside the table) for UTC microseconds."""
+    slot = us // _DAY_US - table.first_day
+    inside = (slot >= 0) & (slot < len(table.is_session_day))
+    return np.where(inside, slot, 0), inside
+
+
+def interval_step(interval: str) -> pd.Timedelta:
+    """The length of one bar of `interval` (`1s` … `30s`, `1m`, `5m`, `15m`, `1h`, `1d`)."""
+    if interval in INTERVAL_OFFSETS:
+        return INTERVAL_OFFSETS[interval]
+    if interval.endswith("s") and interval[:-1].isdigit() and int(interval[:-1]) > 0:
+        return pd.Timedelta(seconds=int(interval[:-1]))
+    raise ConfigError(f"unknown interval {interval!r}")
+
+
+def bar_start_flags(
+    ts: pd.Series | pd.DatetimeIndex, interval: str, exchange: str = "XNYS"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised `(in_session, on_bar_start)` for tz-aware bar starts `ts` of one interval.
+
+    Intraday (and sub-minute) bars: `in_session` when `open <= ts < close` of some session (early
+    closes and DST from the calendar); `on_bar_start` when, in addition, `ts - open` is a whole
+    number of intervals (`1h` bars are open-aligned: 09:30, 10:30, … ET).
+    Daily bars: the bar is mapped to its session by the **exchange-local date** of `ts`, unless
+    `ts` is already 00:00 UTC, the daily key, which means that UTC date; `in_session` when that
+    date is a session, `on_bar_start` when `ts` is exactly 00:00 UTC (any other stamp, e.g.
+    `2024-01-03T20:00-05:00` for the 2024-01-03 session or a `+09:00` local midnight, is not a
+    daily key). NaT counts as in session and aligned (missing values are someone else's failure).
+    Sessions are known from `CALENDAR_START` to about a year ahead; other dates are not sessions.
+    """
+    index = pd.DatetimeIndex(ts)
+    if index.tz is None:
+        raise ConfigError("bar starts must be time-zone aware")
+    us = index.as_unit("us").asi8  # UTC microseconds; NaT is int64 min
+    nat = np.asarray(index.isna())
+    table = _session_table(exchange)
+    if interval == "1d":
+        aligned = (us % _DAY_US) == 0
+        day = us
+        off = ~aligned & ~nat
+        if off.any():
+            day = us.copy()
+            local = index[off].tz_convert(get_calendar(exchange).tz).tz_localize(None)
+            day[off] = local.normalize().as_unit("us").asi8
+        slot, inside = _day_slots(day, table)
+        in_session = inside & table.is_session_day[slot]
+    else:
+        step = interval_step(interval).value // 1000
+        slot, inside = _day_slots(us, table)
+        at = table.last_open_by_day[slot]  # the session opening last before this day ends ...
+        at = at - (us < table.opens[np.maximum(at, 0)])  # ... or the one before, if ts precedes it
+        safe = np.maximum(at, 0)
+        open_us = table.opens[safe]
+        in_session = inside & (at >= 0) & (us >= open_us) & (us < table.closes[safe])
+        aligned = in_session & ((us - open_us) % step == 0)
+    return in_session | nat, aligned | nat

@@ -1,23 +1,36 @@
-"""The Bars contract: a pandera schema plus `validate_bars`, which splits a frame into valid rows
-and quarantine rows, one per rejected input row, every failed check named by its reason code.
+"""The Bars contract: the pandera schema `BarsSchema` and `validate_bars`, which splits a frame into
+valid rows and quarantine rows, one per rejected input row, every failed check named by its code.
+
+pandera is the engine: `validate_bars` runs the schema lazily (`validate(lazy=True)`, every check
+on every row) and reads each failed check's row mask from the `SchemaErrors` it raises, so a
+quarantine row lists every code it failed. Each check is one vectorised dataframe-level
+`pandera.Check` named by its reason code (`n_failure_cases` caps only pandera's message; the full
+mask is `SchemaError.check_output`).
 
 How a frame is checked
 ----------------------
 1. Shape: a frame without a required column raises `ContractError` naming it (nothing is written).
-2. Pre-step (`_coerce`) turns a raw frame into a checkable one without crashing and records:
-   - `missing_value`: a required field is null / NaN / NaT / None (optional `vwap`, `trades` may be).
-   - `not_numeric`: a numeric field holds something `pd.to_numeric` cannot read (text, objects), or
-     `trades` is not a whole number.
-   - `bad_timestamp`: `ts` cannot be parsed, is a bare number (epoch units are ambiguous), or is
-     **naive**. Naive timestamps are rejected, not assumed UTC: a naive time is ambiguous (exchange
-     time? UTC?) and guessing would silently shift bars by hours. Time-zone-aware values in any
-     zone are converted to UTC. Strings must carry an offset or `Z` (ISO 8601).
-3. Rules (`BarsSchema` checks, one vectorised dataframe-level check per reason code) run on the
-   coerced frame. A value the pre-step already rejected is NaN/NaT there, and every rule treats
-   NaN as "not my failure", so one broken cell yields exactly one reason.
-4. `duplicate_key` runs last, over rows that passed every other rule: the first *good* occurrence of a
-   `(symbol, interval, ts)` key is kept and later ones are quarantined, so a broken first copy never
-   causes a good later copy to be lost.
+2. Parse step (`marketpipe.contract_parse`): numbers, timestamps and text are read without
+   crashing; `missing_value`, `not_numeric`, `bad_timestamp` are recorded there.
+3. Row rules (the schema's checks) run on the parsed frame. A value the parse step rejected is
+   NaN/NaT there, and every rule treats NaN as "not my failure", so one broken cell yields one reason.
+   - values: `price_not_finite`, `price_not_positive`, `volume_not_finite`, `volume_negative`, and
+     `out_of_range` — a finite price (`open/high/low/close/vwap`) above `MAX_PRICE` (1e9) or a
+     `volume` / `trades` above `MAX_VOLUME` (1e15). The bounds sit far above any real quote (the
+     dearest US share trades below 1e6; a KRW-priced bitcoin near 1.5e8) and far below where
+     derived values overflow (price x volume <= 1e24, squared prices <= 1e18).
+   - the OHLC envelope: `high_lt_open_close`, `low_gt_open_close`, `high_lt_low`.
+   - keys: `future_bar` (starts after `now`), `bad_symbol`, `bad_interval`.
+   - sessions (`marketpipe.calendar.bar_start_flags`, XNYS): `not_a_session` — an intraday bar
+     outside every session's `[open, close)`, or a daily bar whose session date is not a session;
+     `misaligned` — inside a session but not `open + k x interval` (`1h` bars start 09:30, 10:30, …
+     ET; sub-minute bars on whole seconds of their width), or a daily bar not stamped 00:00 UTC. A
+     daily timestamp is mapped to its session by the exchange-local date (00:00 UTC itself means
+     that UTC date), so `2024-01-03T20:00-05:00` is the 2024-01-03 session but `misaligned`, and a
+     `+09:00` local-midnight stamp is never moved to the session before.
+4. `duplicate_key` runs last (a second pandera schema), over rows that passed every other rule:
+   the first *good* occurrence of a `(symbol, interval, ts)` key is kept and later ones are
+   quarantined, so a broken first copy never causes a good later copy to be lost.
 
 `float NaN` cannot be told apart from "missing" in a float column, so NaN prices are
 `missing_value`; `price_not_finite` / `volume_not_finite` are for ±inf.
@@ -25,34 +38,33 @@ How a frame is checked
 
 from __future__ import annotations
 
-import json
-import re
+import weakref
 from collections.abc import Callable
-from datetime import datetime
-from functools import lru_cache
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow as pa_arrow
-import pyarrow.compute as pc
 
 from marketpipe.bars import (
-    BAR_COLUMNS,
     BAR_KEY,
-    OPTIONAL_COLUMNS,
     PRICE_COLUMNS,
     QUARANTINE_COLUMNS,
     STORED_INTERVALS,
     TS_DTYPE,
     conform_bars,
 )
+from marketpipe.calendar import bar_start_flags
+from marketpipe.contract_parse import PARSE_CODES, REQUIRED_COLUMNS, parse_bars
 from marketpipe.errors import ContractError
+from marketpipe.quarantine import empty_quarantine, quarantine_rows
 from marketpipe.symbols import SYMBOL_PATTERN, is_valid_symbol
 
 __all__ = [
     "BarsSchema",
+    "MAX_PRICE",
+    "MAX_VOLUME",
     "QUARANTINE_COLUMNS",
     "REASON_CODES",
     "RULE_CODES",
@@ -62,26 +74,30 @@ __all__ = [
     "validate_bars",
 ]
 
-REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in BAR_COLUMNS if c not in OPTIONAL_COLUMNS)
-NUMERIC_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume", "vwap", "trades")
 VWAP_PRICE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "vwap")
 COUNT_COLUMNS: tuple[str, ...] = ("volume", "trades")
+MAX_PRICE = 1e9
+MAX_VOLUME = 1e15
+EXCHANGE = "XNYS"
+N_FAILURE_CASES = 10  # per check, in pandera's message only
 
-PRESTEP_CODES: tuple[str, ...] = ("missing_value", "not_numeric", "bad_timestamp")
 RULE_CODES: tuple[str, ...] = (
     "price_not_finite",
     "price_not_positive",
     "volume_not_finite",
     "volume_negative",
+    "out_of_range",
     "high_lt_open_close",
     "low_gt_open_close",
     "high_lt_low",
     "future_bar",
     "bad_symbol",
     "bad_interval",
+    "not_a_session",
+    "misaligned",
     "duplicate_key",
 )
-REASON_CODES: tuple[str, ...] = (*PRESTEP_CODES, *RULE_CODES)
+REASON_CODES: tuple[str, ...] = (*PARSE_CODES, *RULE_CODES)
 
 DETAILS: dict[str, str] = {
     "missing_value": "a required field is empty",
@@ -91,18 +107,17 @@ DETAILS: dict[str, str] = {
     "price_not_positive": "a price (open/high/low/close/vwap) is <= 0",
     "volume_not_finite": "volume or trades is infinite",
     "volume_negative": "volume or trades is negative",
+    "out_of_range": f"a price is above {MAX_PRICE:g} or volume/trades above {MAX_VOLUME:g}",
     "high_lt_open_close": "high < max(open, close)",
     "low_gt_open_close": "low > min(open, close)",
     "high_lt_low": "high < low",
     "future_bar": "bar starts after now",
     "bad_symbol": f"symbol is not {SYMBOL_PATTERN} (ASCII, <=32 chars, no '..' or '//')",
     "bad_interval": f"interval is not one of {', '.join(STORED_INTERVALS)}",
+    "not_a_session": f"bar is outside every {EXCHANGE} session (daily: by exchange-local date)",
+    "misaligned": "ts is not a bar start of its interval (open + k x interval; daily: 00:00 UTC)",
     "duplicate_key": "(symbol, interval, ts) repeats an earlier row",
 }
-
-# a time of day followed by an explicit offset: "...T14:30:00Z", "... 09:30-05:00", "...T15:32+0100"
-_UTC_OFFSET_RE = r"[Tt ]\d{2}(?::\d{2}){0,2}(?:[.,]\d+)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
-_UTC_OFFSET = re.compile(_UTC_OFFSET_RE)
 
 
 class ValidationResult(NamedTuple):
@@ -208,8 +223,78 @@ def check_bad_symbol(df: pd.DataFrame) -> pd.Series:
     return _by_unique(df["symbol"], is_valid_symbol)
 
 
-def check_bad_interval(df: pd.DataFrame) -> pd.Series:
-    return _by_unique(df["interval"], lambda v: v in STORED_INTERVALS)
+def check_bad_interval(df: pd.DataFrame, memo: _FrameMemo | None = None) -> pd.Series:
+    codes, uniques = _intervals(df, memo)
+    good = np.fromiter((u in STORED_INTERVALS for u in uniques), dtype=bool, count=len(uniques))
+    # NaN (code -1) passes: missing intervals are `missing_value`
+    return pd.Series(np.append(good, True)[codes], index=df.index)
+
+
+def check_out_of_range(df: pd.DataFrame) -> pd.Series:
+    """Finite values beyond the magnitude bounds (inf is `*_not_finite`, NaN is not mine)."""
+    price = _fails_any(df, VWAP_PRICE_COLUMNS, lambda v: np.isfinite(v) & (v > MAX_PRICE))
+    count = _fails_any(df, COUNT_COLUMNS, lambda v: np.isfinite(v) & (v > MAX_VOLUME))
+    return price & count
+
+
+class _FrameMemo:
+    """Work several checks share within one validation, done once per frame: the interval
+    column's factorisation and the session flags. Keyed by a weak reference to the frame pandera
+    hands to each check; one memo serves one `validate_bars` call (never shared across threads)."""
+
+    def __init__(self) -> None:
+        self._ref: weakref.ref | None = None
+        self._values: dict[str, object] = {}
+
+    def get(self, df: pd.DataFrame, key: str, compute: Callable[[], object]):
+        if self._ref is None or self._ref() is not df:
+            self._ref, self._values = weakref.ref(df), {}
+        if key not in self._values:
+            self._values[key] = compute()
+        return self._values[key]
+
+
+def _cached(memo: _FrameMemo | None, df: pd.DataFrame, key: str, compute: Callable[[], object]):
+    return compute() if memo is None else memo.get(df, key, compute)
+
+
+def _intervals(df: pd.DataFrame, memo: _FrameMemo | None = None) -> tuple[np.ndarray, pd.Index]:
+    return _cached(memo, df, "intervals", lambda: pd.factorize(df["interval"]))
+
+
+def _session_flags(
+    df: pd.DataFrame, memo: _FrameMemo | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(not_a_session, misaligned) failure masks, computed per distinct interval."""
+    return _cached(memo, df, "sessions", lambda: _compute_session_flags(df, memo))
+
+
+def _compute_session_flags(df: pd.DataFrame, memo: _FrameMemo | None) -> tuple[np.ndarray, ...]:
+    n = len(df)
+    outside, misaligned = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    codes, intervals = _intervals(df, memo)
+    ts = df["ts"]
+    for k, interval in enumerate(intervals):
+        if interval not in STORED_INTERVALS:
+            continue  # bad_interval's failure
+        rows = None if len(intervals) == 1 and codes.min() == 0 else np.flatnonzero(codes == k)
+        part = ts if rows is None else ts.iloc[rows]
+        in_session, aligned = bar_start_flags(part, interval, EXCHANGE)
+        bad_place = ~in_session
+        bad_start = ~aligned & (in_session | (interval == "1d"))
+        if rows is None:
+            outside, misaligned = bad_place, bad_start
+        else:
+            outside[rows], misaligned[rows] = bad_place, bad_start
+    return outside, misaligned
+
+
+def check_not_a_session(df: pd.DataFrame, memo: _FrameMemo | None = None) -> pd.Series:
+    return pd.Series(~_session_flags(df, memo)[0], index=df.index)
+
+
+def check_misaligned(df: pd.DataFrame, memo: _FrameMemo | None = None) -> pd.Series:
+    return pd.Series(~_session_flags(df, memo)[1], index=df.index)
 
 
 def make_future_bar_check(now: pd.Timestamp | None = None) -> Callable[[pd.DataFrame], pd.Series]:
@@ -222,7 +307,9 @@ def make_future_bar_check(now: pd.Timestamp | None = None) -> Callable[[pd.DataF
     return check_future_bar
 
 
-def rule_functions(now: pd.Timestamp | None = None) -> dict[str, Callable]:
+def rule_functions(
+    now: pd.Timestamp | None = None, memo: _FrameMemo | None = None
+) -> dict[str, Callable]:
     """Reason code -> vectorised check (True = row passes). Order = evaluation order."""
     return {
         "missing_value": check_missing_value,
@@ -230,46 +317,98 @@ def rule_functions(now: pd.Timestamp | None = None) -> dict[str, Callable]:
         "price_not_positive": check_price_not_positive,
         "volume_not_finite": check_volume_not_finite,
         "volume_negative": check_volume_negative,
+        "out_of_range": check_out_of_range,
         "high_lt_open_close": check_high_lt_open_close,
         "low_gt_open_close": check_low_gt_open_close,
         "high_lt_low": check_high_lt_low,
         "future_bar": make_future_bar_check(now),
         "bad_symbol": check_bad_symbol,
-        "bad_interval": check_bad_interval,
+        "bad_interval": partial(check_bad_interval, memo=memo),
+        "not_a_session": partial(check_not_a_session, memo=memo),
+        "misaligned": partial(check_misaligned, memo=memo),
         "duplicate_key": check_duplicate_key,
     }
 
 
-def build_bars_schema(now: pd.Timestamp | None = None) -> pa.DataFrameSchema:
-    """The pandera schema for canonical bars; each check is named by its reason code.
+_COLUMNS: dict[str, tuple[object, bool]] = {  # name -> (dtype, required)
+    "symbol": (str, True),
+    "interval": (str, True),
+    "ts": (TS_DTYPE, True),
+    "open": ("float64", True),
+    "high": ("float64", True),
+    "low": ("float64", True),
+    "close": ("float64", True),
+    "volume": ("float64", True),
+    "vwap": ("float64", False),
+    "trades": ("Int64", False),
+    "source": (str, True),
+}
 
-    Columns are nullable at the dtype level because nulls are reported by the named
+
+def _schema(
+    checks: dict[str, Callable],
+    name: str,
+    columns: tuple[str, ...] = tuple(_COLUMNS),
+    dtypes: dict[str, object] | None = None,
+) -> pa.DataFrameSchema:
+    """Columns are nullable at the dtype level because nulls are reported by the named
     `missing_value` check (required columns only), not by pandera's generic `not_nullable`.
-    """
-    columns = {
-        "symbol": pa.Column(str, nullable=True),
-        "interval": pa.Column(str, nullable=True),
-        "ts": pa.Column(TS_DTYPE, nullable=True),
-        "open": pa.Column("float64", nullable=True),
-        "high": pa.Column("float64", nullable=True),
-        "low": pa.Column("float64", nullable=True),
-        "close": pa.Column("float64", nullable=True),
-        "volume": pa.Column("float64", nullable=True),
-        "vwap": pa.Column("float64", nullable=True, required=False),
-        "trades": pa.Column("Int64", nullable=True, required=False),
-        "source": pa.Column(str, nullable=True),
+    `ignore_na=False`: each rule decides about NaN itself (and pandera's NaN pass costs a scan)."""
+    spec = {
+        col: pa.Column((dtypes or {}).get(col, dtype), nullable=True, required=required)
+        for col, (dtype, required) in _COLUMNS.items()
+        if col in columns
     }
-    checks = [
-        pa.Check(fn, name=code, element_wise=False) for code, fn in rule_functions(now).items()
-    ]
-    return pa.DataFrameSchema(columns, checks=checks, name="Bars", strict=False)
+    return pa.DataFrameSchema(
+        spec,
+        checks=[
+            pa.Check(
+                fn, name=code, element_wise=False, ignore_na=False, n_failure_cases=N_FAILURE_CASES
+            )
+            for code, fn in checks.items()
+        ],
+        name=name,
+        strict=False,
+    )
+
+
+def build_bars_schema(now: pd.Timestamp | None = None) -> pa.DataFrameSchema:
+    """The pandera schema for canonical bars, every check named by its reason code (for frames
+    that are already parsed; `validate_bars` runs the same checks, the key check last)."""
+    return _schema(rule_functions(now), "Bars")
 
 
 BarsSchema: pa.DataFrameSchema = build_bars_schema()
 Bars = BarsSchema
+# what `validate_bars` runs: the row rules (missing values are the parse step's), then the key
+_ROW_RULES = tuple(c for c in rule_functions() if c not in ("missing_value", "duplicate_key"))
+_KEY_SCHEMA = _schema({"duplicate_key": check_duplicate_key}, "BarsKey", BAR_KEY)
 
 
-# --------------------------------------------------------------------------- pre-step
+def _row_schema(now: pd.Timestamp) -> pa.DataFrameSchema:
+    """Built per call (~1 ms), with its own memo, so concurrent validations share nothing."""
+    rules = rule_functions(now, _FrameMemo())
+    # the parse step keeps `trades` float64 (an infinite count is volume_not_finite, not a crash)
+    checks = {code: rules[code] for code in _ROW_RULES}
+    return _schema(checks, "BarsRows", dtypes={"trades": "float64"})
+
+
+def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Run `schema` lazily; {check name: failed-row mask over `frame`} for every failed check."""
+    try:
+        schema.validate(frame, lazy=True, inplace=True)
+    except pa.errors.SchemaErrors as exc:
+        out: dict[str, np.ndarray] = {}
+        for err in exc.schema_errors:
+            name = getattr(err.check, "name", None)
+            if name not in RULE_CODES or err.check_output is None:  # dtype, shape: a bug here
+                raise ContractError(f"bars frame failed the Bars schema: {err}") from None
+            out[name] = ~err.check_output.to_numpy(dtype=bool)
+        return out
+    return {}
+
+
+# --------------------------------------------------------------------------- validate
 def _utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
@@ -279,104 +418,6 @@ def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:
     if ts.tzinfo is None:
         raise ContractError(f"now={ts} is naive; pass a time-zone-aware timestamp")
     return ts.tz_convert("UTC")
-
-
-def _coerce_numeric(s: pd.Series, integral: bool) -> tuple[pd.Series, np.ndarray]:
-    """Float64 values (NaN where rejected) and the `not_numeric` mask (nulls are not bad here).
-
-    Booleans are not numbers here; text that `pd.to_numeric` reads ("101.5", "1e3") is accepted.
-    """
-    if pd.api.types.is_bool_dtype(s):
-        values = np.full(len(s), np.nan)
-        bad = s.notna().to_numpy()
-    elif pd.api.types.is_numeric_dtype(s):
-        values = s.to_numpy(dtype="float64", na_value=np.nan)
-        bad = np.zeros(len(s), dtype=bool)
-    else:
-        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        bad = s.notna().to_numpy() & np.isnan(values)
-    if integral:  # trades: a whole number (inf is left to volume_not_finite)
-        finite = np.isfinite(values)
-        bad |= finite & (values != np.floor(np.where(finite, values, 0.0)))
-    return pd.Series(np.where(bad, np.nan, values), index=s.index), bad
-
-
-def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """UTC timestamps (NaT where rejected) and the `bad_timestamp` mask (nulls are not bad here)."""
-    present = s.notna().to_numpy()
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return s.dt.tz_convert("UTC").astype(TS_DTYPE), np.zeros(len(s), dtype=bool)
-    if pd.api.types.is_datetime64_dtype(s) or pd.api.types.is_numeric_dtype(s):
-        # naive datetimes and bare epoch numbers are ambiguous: reject every present value
-        return pd.Series(pd.NaT, index=s.index, dtype=TS_DTYPE), present
-    if pd.api.types.is_object_dtype(s) and pd.api.types.infer_dtype(s, skipna=True) == "string":
-        s = s.astype("str")
-    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
-        aware = s.str.contains(_UTC_OFFSET_RE, regex=True, na=False).to_numpy()
-        parsed = pd.to_datetime(s.where(aware), utc=True, errors="coerce", format="ISO8601")
-    else:  # object: mixed Python values
-        parsed, aware = _coerce_ts_objects(s)
-    parsed = parsed.astype(TS_DTYPE)
-    bad = present & (~aware | parsed.isna().to_numpy())
-    return parsed.where(~bad), bad
-
-
-def _coerce_ts_objects(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Slow path for object columns holding mixed values (datetimes, strings, numbers)."""
-    values = s.to_numpy(dtype=object)
-    out = np.full(len(values), None, dtype=object)
-    aware = np.zeros(len(values), dtype=bool)
-    for i, v in enumerate(values):
-        if isinstance(v, str) and not _UTC_OFFSET.search(v):
-            continue  # naive text
-        if not isinstance(v, str | datetime):
-            continue  # numbers, dates without a time, other objects
-        try:
-            t = pd.Timestamp(v)
-        except (ValueError, TypeError, OverflowError):
-            continue
-        if t.tzinfo is not None:
-            out[i], aware[i] = t.tz_convert("UTC"), True
-    parsed = pd.to_datetime(pd.Series(out, index=s.index), utc=True, errors="coerce")
-    return parsed, aware
-
-
-def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """A checkable copy of `df` (numbers float64, ts UTC, text str) and the pre-step failure masks."""
-    missing_cols = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing_cols:
-        raise ContractError(f"bars frame lacks required column(s): {', '.join(missing_cols)}")
-    n = len(df)
-    missing = np.zeros(n, dtype=bool)
-    not_numeric = np.zeros(n, dtype=bool)
-    out: dict[str, pd.Series] = {}
-    for col in REQUIRED_COLUMNS:
-        missing |= df[col].isna().to_numpy()
-    for col in ("symbol", "interval", "source"):
-        s = df[col]
-        out[col] = s if s.dtype == "str" else s.astype("str")
-    for col in NUMERIC_COLUMNS:
-        if col not in df.columns:
-            continue
-        values, bad = _coerce_numeric(df[col], integral=(col == "trades"))
-        out[col] = values
-        not_numeric |= bad
-    out["ts"], bad_ts = _coerce_ts(df["ts"])
-    frame = pd.DataFrame({c: out[c] for c in BAR_COLUMNS if c in out}, index=df.index)
-    return frame, {"missing_value": missing, "not_numeric": not_numeric, "bad_timestamp": bad_ts}
-
-
-# --------------------------------------------------------------------------- validate
-@lru_cache(maxsize=1)
-def _empty_quarantine_template() -> pd.DataFrame:
-    dtypes = dict.fromkeys(QUARANTINE_COLUMNS, "str")
-    dtypes["ts"] = dtypes["quarantined_at"] = TS_DTYPE
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
-
-
-def empty_quarantine() -> pd.DataFrame:
-    """A zero-row quarantine frame with the canonical columns and dtypes."""
-    return _empty_quarantine_template().copy()
 
 
 def validate_bars(
@@ -389,20 +430,20 @@ def validate_bars(
     column is missing.
     """
     now_utc = _utc_now() if now is None else _as_utc(now)
-    frame, masks = _coerce(df)
+    frame, masks = parse_bars(df)
     failed: dict[str, np.ndarray] = dict(masks)
-    rules = rule_functions(now_utc)
-    for code, rule in rules.items():
-        if code in ("missing_value", "duplicate_key"):
-            continue  # missing is owned by the pre-step; duplicates are judged on good rows only
-        failed[code] = ~rule(frame).to_numpy(dtype=bool)
+    for code in _ROW_RULES:
+        failed[code] = np.zeros(len(frame), dtype=bool)
+    failed.update(_failures(_row_schema(now_utc), frame))
     any_failed = np.logical_or.reduce(list(failed.values()))
     ok_pos = np.flatnonzero(~any_failed)
     dup = np.zeros(len(frame), dtype=bool)
     if len(ok_pos):
         keys = frame[list(BAR_KEY)]
         candidates = keys.iloc[ok_pos] if len(ok_pos) < len(frame) else keys
-        dup[ok_pos] = ~rules["duplicate_key"](candidates).to_numpy(dtype=bool)
+        found = _failures(_KEY_SCHEMA, candidates).get("duplicate_key")
+        if found is not None:
+            dup[ok_pos] = found
     failed["duplicate_key"] = dup
     any_failed |= dup
 
@@ -410,105 +451,5 @@ def validate_bars(
     valid_frame = frame if len(valid_pos) == len(frame) else frame.iloc[valid_pos]
     valid = conform_bars(valid_frame)
     bad_pos = np.flatnonzero(any_failed)
-    quarantine = _quarantine_rows(df, frame, failed, bad_pos, run_id, now_utc)
+    quarantine = quarantine_rows(df, frame, failed, DETAILS, bad_pos, run_id, now_utc)
     return ValidationResult(valid, quarantine)
-
-
-def _quarantine_rows(
-    raw: pd.DataFrame,
-    frame: pd.DataFrame,
-    failed: dict[str, np.ndarray],
-    pos: np.ndarray,
-    run_id: str | None,
-    now: pd.Timestamp,
-) -> pd.DataFrame:
-    if len(pos) == 0:
-        return empty_quarantine()
-    codes = sorted(failed)
-    # encode each row's failed-check set as a bit pattern, then render text once per distinct set
-    bits = np.zeros(len(pos), dtype=np.int64)
-    for i, code in enumerate(codes):
-        bits |= failed[code][pos].astype(np.int64) << i
-    patterns, inverse = np.unique(bits, return_inverse=True)
-    reasons, details = [], []
-    for p in patterns:
-        names = [c for i, c in enumerate(codes) if (int(p) >> i) & 1]
-        reasons.append(",".join(names))
-        details.append("; ".join(DETAILS[c] for c in names))
-    out = frame[["symbol", "interval", "ts", "source"]].iloc[pos].reset_index(drop=True)
-    n = len(pos)
-    out["reason"] = pd.array(np.asarray(reasons, dtype=object)[inverse], dtype="str")
-    out["detail"] = pd.array(np.asarray(details, dtype=object)[inverse], dtype="str")
-    out["payload"] = pd.array(_payloads(raw.iloc[pos]), dtype="str")
-    out["run_id"] = pd.array([run_id] * n, dtype="str")
-    stamp = np.full(n, now.tz_convert(None).floor("us").to_datetime64(), dtype="datetime64[us]")
-    out["quarantined_at"] = pd.DatetimeIndex(stamp).tz_localize("UTC")
-    return out
-
-
-def _payloads(raw: pd.DataFrame) -> list[str]:
-    """Each original row as one JSON object; values JSON cannot hold (inf, timestamps) as strings.
-
-    Built column-wise with pyarrow string kernels; `DataFrame.to_json` is slow on timestamps.
-    """
-    parts: list[pa_arrow.Array | str] = []
-    for i, col in enumerate(raw.columns):
-        parts.append(("{" if i == 0 else ",") + json.dumps(str(col)) + ":")
-        parts.append(_json_column(raw[col]))
-    if not parts:
-        return ["{}"] * len(raw)
-    parts.append("}")
-    return pc.binary_join_element_wise(*parts, "").to_pylist()
-
-
-def _json_column(s: pd.Series) -> pa_arrow.Array:
-    """JSON text of every value of one column (never null: JSON `null` instead)."""
-    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s):
-        return _json_timestamps(s)
-    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
-        return pa_arrow.array(np.where(s.to_numpy(dtype=bool), "true", "false"))
-    if pd.api.types.is_integer_dtype(s):
-        values = pa_arrow.array(s.astype("Int64").to_numpy(dtype=object, na_value=None))
-        return pc.fill_null(pc.cast(values, pa_arrow.string()), "null")
-    if pd.api.types.is_float_dtype(s):
-        v = s.to_numpy(dtype="float64", na_value=np.nan)
-        text = pc.cast(pa_arrow.array(v), pa_arrow.string())
-        for mask, literal in ((np.isnan(v), "null"), (np.isposinf(v), '"inf"')):
-            if mask.any():
-                text = pc.if_else(pa_arrow.array(mask), literal, text)
-        if np.isneginf(v).any():
-            text = pc.if_else(pa_arrow.array(np.isneginf(v)), '"-inf"', text)
-        return text
-    # text and mixed objects: encode each distinct value once
-    try:
-        codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    except TypeError:  # unhashable values
-        return pa_arrow.array([json.dumps(_json_safe(v), ensure_ascii=False) for v in s])
-    encoded = [json.dumps(_json_safe(u), ensure_ascii=False) for u in uniques] + ["null"]
-    return pa_arrow.array(np.asarray(encoded, dtype=object)[codes])
-
-
-def _json_timestamps(s: pd.Series) -> pa_arrow.Array:
-    """Quoted ISO 8601 text per timestamp (tz-aware as UTC with `Z`), `null` for NaT."""
-    index = pd.DatetimeIndex(s)
-    aware = index.tz is not None
-    values = index.as_unit("us").asi8.view("datetime64[us]")  # tz-aware asi8 is UTC
-    text = pa_arrow.array(np.datetime_as_string(values, unit="us"))
-    quoted = pc.binary_join_element_wise('"', text, 'Z"' if aware else '"', "")
-    return pc.if_else(pa_arrow.array(np.isnat(values)), "null", quoted)
-
-
-def _json_safe(v: object) -> object:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    if isinstance(v, int | np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        return float(v) if np.isfinite(v) else (None if np.isnan(v) else str(float(v)))
-    if isinstance(v, str):
-        return v
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    return str(v)

@@ -68,9 +68,12 @@ CASES: dict[str, dict] = {
     "low_gt_open_close": {"low": 100.8},  # open 100.5 < low 100.8 < high 102
     # high < low always breaks one open/close rule too (low > high >= open, close here)
     "high_lt_low": {"high": 99.0, "low": 99.5, "open": 98.8, "close": 98.8, "vwap": 99.2},
-    "future_bar": {"ts": pd.Timestamp("2030-01-01T00:00:00Z")},
+    "out_of_range": {"volume": 1e16},
+    "future_bar": {"ts": pd.Timestamp("2024-06-03T13:30:00Z")},  # a real bar start, after NOW
     "bad_symbol": {"symbol": "A;DROP TABLE bars"},
     "bad_interval": {"interval": "7m"},
+    "not_a_session": {"ts": pd.Timestamp("2024-01-06T14:31:00Z")},  # a Saturday
+    "misaligned": {"ts": pd.Timestamp("2024-01-02T14:31:17Z")},
     "duplicate_key": {"ts": pd.Timestamp("2024-01-02T14:30:00Z")},
 }
 # the only code that cannot fail alone: high < low implies high < max(o, c) or low > min(o, c)
