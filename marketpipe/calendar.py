@@ -16,6 +16,13 @@ Conventions (every layer relies on these):
   10:30, ..., 15:30 ET, and the last one (15:30-16:00) is a half-hour bar; on an early-close day the
   last bar is 12:30-13:00. Any interval that does not divide the session likewise ends with a short bar.
 - Only regular trading hours; no pre/post-market bars.
+- **A daily timestamp is mapped to its session by the exchange-local date** (New York for XNYS),
+  except 00:00 UTC itself, which is the daily key and means that UTC date. So
+  `2024-01-03T20:00-05:00` belongs to the 2024-01-03 session and a local-midnight stamp such as
+  `2024-01-02T00:00+09:00` (2024-01-01 10:00 ET) to 2024-01-01 — never silently to the next or
+  previous session. The Bars contract stores a daily bar only at its key (00:00 UTC of a session
+  date); any other daily stamp is quarantined (`misaligned`, plus `not_a_session` when its local
+  date is not a session). `bar_start_flags(ts, interval)` is this rule, vectorised.
 - `now` (where accepted) limits results to bars that are *complete* at `now`: a bar is complete once
   `min(start + interval, session close) <= now` (a daily bar once its session has closed).
 """
