@@ -249,7 +249,8 @@ def bar_start_flags(
     date is a session, `on_bar_start` when `ts` is exactly 00:00 UTC (any other stamp, e.g.
     `2024-01-03T20:00-05:00` for the 2024-01-03 session or a `+09:00` local midnight, is not a
     daily key). NaT counts as in session and aligned (missing values are someone else's failure).
-    Sessions are known from `CALENDAR_START` to about a year ahead; other dates are not sessions.
+    Sessions are known from `CALENDAR_START` to about a year ahead; a bar outside that range
+    cannot be judged and counts as in session and aligned (a daily one must still be 00:00 UTC).
     """
     index = pd.DatetimeIndex(ts)
     if index.tz is None:
@@ -266,7 +267,7 @@ def bar_start_flags(
             local = index[off].tz_convert(get_calendar(exchange).tz).tz_localize(None)
             day[off] = local.normalize().as_unit("us").asi8
         slot, inside = _day_slots(day, table)
-        in_session = inside & table.is_session_day[slot]
+        in_session = ~inside | table.is_session_day[slot]
     else:
         step = interval_step(interval).value // 1000
         slot, inside = _day_slots(us, table)
@@ -274,6 +275,7 @@ def bar_start_flags(
         at = at - (us < table.opens[np.maximum(at, 0)])  # ... or the one before, if ts precedes it
         safe = np.maximum(at, 0)
         open_us = table.opens[safe]
-        in_session = inside & (at >= 0) & (us >= open_us) & (us < table.closes[safe])
-        aligned = in_session & ((us - open_us) % step == 0)
+        known = (at >= 0) & (us >= open_us) & (us < table.closes[safe])
+        aligned = ~inside | (known & ((us - open_us) % step == 0))
+        in_session = ~inside | known
     return in_session | nat, aligned | nat

@@ -80,6 +80,10 @@ def reasons(ts, interval: str) -> list[str]:
         ("1m", "2024-11-29T17:59:00Z", ""),  # early close 13:00 ET
         ("1m", "2024-11-29T18:00:00Z", "not_a_session"),
         ("1m", "2024-12-25T15:00:00Z", "not_a_session"),  # Christmas
+        # beyond the calendar (1990 .. about a year ahead) sessions cannot be judged
+        ("1d", "2099-01-05T00:00:00Z", "future_bar"),
+        ("1d", "2099-01-05T12:00:00Z", "future_bar,misaligned"),
+        ("1m", "1985-01-02T14:30:17Z", ""),
     ],
 )
 def test_session_and_bar_start_cases(interval, ts, reason):
