@@ -89,6 +89,8 @@ def _print_reports(reports: dict) -> None:
         elif stage == "processing":
             t = rep["totals"]
             typer.echo(f"processing {rep['interval']} {rep['start']}..{rep['end']}: {t}")
+            for sym, why in rep.get("failed", {}).items():
+                typer.echo(f"  {sym:<8} failed, quarantined: {why}")
             for q in rep["quality"]:
                 typer.echo(
                     f"  {q['symbol']:<8} {q['sessions']:>5} sessions  quality mean {q['mean_score']:.3f}"

@@ -69,6 +69,10 @@ def processing(
                 "quality_rows",
             )
             counts.update({k: int(sum(r[k] for r in reports)) for k in keys})
+            failed = {sym: why for r in reports for sym, why in r.get("failed", {}).items()}
+            counts["symbols_failed"] = len(failed)
+        for sym, why in failed.items():
+            print(f"processing {sym} failed, quarantined: {why}")
         quality = [row for r in reports for row in r["quality"]]
         publish_table(
             "processing-quality",
@@ -82,6 +86,7 @@ def processing(
             "end": str(end),
             "totals": dict(counts),
             "quality": quality,
+            "failed": failed,
         }
     finally:
         stores.close()

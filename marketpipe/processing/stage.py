@@ -3,15 +3,24 @@ optionally resample, adjust, compute features, score quality, and store the resu
 
 Features are computed on back-adjusted prices (a split is not a -75 % return); storage keeps raw.
 Rows in = rows out: cleaning removes only exact-key duplicates (counted) and flags outliers.
+
+Each symbol is processed on its own: when one symbol's data makes processing fail (e.g. values
+that overflow to inf, which the features contract refuses), that symbol gets one quarantine row
+(`reason='processing_failed'`, `ts` null, the error in `detail`) and is listed in
+`ProcessReport.failed`; the other symbols complete. Store and service failures still propagate
+(the task retries them).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
+import pandera.errors as pa_errors
 
+from marketpipe.errors import ContractError
 from marketpipe.processing.adjust import adjust_bars
 from marketpipe.processing.clean import clean_bars
 from marketpipe.processing.contract import validate_features
@@ -35,12 +44,100 @@ class ProcessReport:
     quality_rows: int = 0
     resampled: dict[str, int] = field(default_factory=dict)
     quality: list[dict] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # symbol -> why processing failed
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
+    def add(self, part: ProcessReport) -> None:
+        """Fold one symbol's report into this one."""
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        for target, n in part.resampled.items():
+            self.resampled[target] = self.resampled.get(target, 0) + n
+        self.quality.extend(part.quality)
+        self.failed.update(part.failed)
+
+
+_COUNTS = (
+    "bars_in",
+    "duplicates_removed",
+    "flagged",
+    "features_hot",
+    "features_cold",
+    "quality_rows",
+)
+# what one symbol's data can make processing raise; anything else (stores, services) propagates
+DATA_ERRORS = (
+    pa_errors.SchemaError,
+    pa_errors.SchemaErrors,
+    ContractError,
+    ValueError,
+    ArithmeticError,
+)
+
 
 def process_symbols(
+    stores: Stores,
+    symbols: list[str],
+    start: date,
+    end: date,
+    interval: str,
+    now: pd.Timestamp,
+    hot_days: int,
+    resample_to: list[str] | None = None,
+) -> ProcessReport:
+    """Process each symbol over [start, end] (inclusive dates), isolated from the others."""
+    report = ProcessReport(symbols=list(symbols), interval=interval)
+    for symbol in symbols:
+        try:
+            part = _process_group(
+                stores, [symbol], start, end, interval, now, hot_days, resample_to
+            )
+        except DATA_ERRORS as exc:
+            report.failed[symbol] = _quarantine_failure(
+                stores, symbol, interval, start, end, exc, now
+            )
+            continue
+        report.add(part)
+    return report
+
+
+def _quarantine_failure(
+    stores: Stores, symbol: str, interval: str, start: date, end: date, exc: Exception, now
+) -> str:
+    """One quarantine row for a symbol whose processing failed; returns the one-line reason."""
+    why = f"processing_failed: {_describe(exc)}"
+    payload = {"stage": "processing", "start": str(start), "end": str(end)}
+    stores.hot.write_quarantine(
+        pd.DataFrame(
+            {
+                "symbol": [symbol],
+                "interval": [interval],
+                "ts": [pd.NaT],
+                "source": ["processing"],
+                "reason": ["processing_failed"],
+                "detail": [why[len("processing_failed: ") :]],
+                "payload": [json.dumps(payload)],
+                "run_id": [None],
+                "quarantined_at": [now],
+            }
+        )
+    )
+    return why
+
+
+def _describe(exc: Exception) -> str:
+    """One line: pandera errors by the checks and columns that failed, others by their message."""
+    if isinstance(exc, pa_errors.SchemaErrors):
+        cases = exc.failure_cases[["column", "check"]].drop_duplicates().astype(str)
+        failed = sorted({f"{c}: {k}" for c, k in zip(cases["column"], cases["check"], strict=True)})
+        return f"features contract failed ({'; '.join(failed)})"[:500]
+    first = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:500]
+
+
+def _process_group(
     stores: Stores,
     symbols: list[str],
     start: date,
