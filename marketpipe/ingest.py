@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from marketpipe.actions_contract import validate_corporate_actions
 from marketpipe.contract import QUARANTINE_COLUMNS, validate_bars
 from marketpipe.providers.base import BarsQuery, FetchResult
 from marketpipe.storage import Stores
@@ -29,6 +30,8 @@ class CheckedBatch:
     empty_symbols: list[str] = field(default_factory=list)
     requests: int = 0
     corporate_actions: pd.DataFrame | None = None
+    # corporate actions the actions contract rejected (not counted as bars)
+    actions_quarantine: pd.DataFrame | None = None
 
 
 @dataclass
@@ -75,13 +78,17 @@ def check_batch(result: FetchResult, now: pd.Timestamp, run_id: str | None = Non
     fetched = _value_counts(result.bars)
     for sym, n in _value_counts(result.rejected).items():
         fetched[sym] = fetched.get(sym, 0) + n
+    actions, actions_quarantine = result.corporate_actions, None
+    if actions is not None and len(actions):
+        actions, actions_quarantine = validate_corporate_actions(actions, now, run_id)
     return CheckedBatch(
         valid=checked.valid,
         quarantine=quarantine,
         fetched=fetched,
         empty_symbols=list(result.empty_symbols),
         requests=result.requests,
-        corporate_actions=result.corporate_actions,
+        corporate_actions=actions,
+        actions_quarantine=actions_quarantine,
     )
 
 
@@ -111,6 +118,8 @@ def store_batch(
     # point is retried without having written them, and a retry never quarantines a row twice.
     if not batch.quarantine.empty:
         stores.hot.write_quarantine(batch.quarantine)
+    if batch.actions_quarantine is not None and not batch.actions_quarantine.empty:
+        stores.hot.write_quarantine(batch.actions_quarantine)
     return StoredBatch(
         per_symbol=_count_per_symbol(symbols, batch.fetched, plan.hot, plan.cold, batch.quarantine),
         sources=_sources_per_symbol(batch.valid),
