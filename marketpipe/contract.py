@@ -12,8 +12,9 @@ How a frame is checked
 1. Shape: a frame without a required column raises `ContractError` naming it (nothing is written).
 2. Parse step (`marketpipe.contract_parse`): numbers, timestamps and text are read without
    crashing; `missing_value`, `not_numeric`, `bad_timestamp` are recorded there.
-3. Row rules (`marketpipe.contract_rules`, the schema's checks) run on the parsed frame. A value the parse step rejected is
-   NaN/NaT there, and every rule treats NaN as "not my failure", so one broken cell yields one reason.
+3. Row rules (`marketpipe.contract_rules`, the schema's checks) run on the parsed frame. A value
+   the parse step rejected is NaN/NaT there, and every rule treats NaN as "not my failure", so one
+   broken cell yields one reason.
    - values: `price_not_finite`, `price_not_positive`, `volume_not_finite`, `volume_negative`, and
      `out_of_range` — a finite price (`open/high/low/close/vwap`) above `MAX_PRICE` (1e9) or a
      `volume` / `trades` above `MAX_VOLUME` (1e15). The bounds sit far above any real quote (the
