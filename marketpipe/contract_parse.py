@@ -56,7 +56,9 @@ def _coerce_numeric(s: pd.Series, integral: bool) -> tuple[pd.Series, np.ndarray
     if integral:  # trades: a whole number (inf is left to volume_not_finite)
         finite = np.isfinite(values)
         bad |= finite & (values != np.floor(np.where(finite, values, 0.0)))
-    return pd.Series(np.where(bad, np.nan, values), index=s.index), bad
+    if bad.any():
+        values = np.where(bad, np.nan, values)
+    return pd.Series(values, index=s.index), bad
 
 
 def _coerce_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
