@@ -1,4 +1,5 @@
-"""Each indicator against an independent reference written as plain loops / explicit formulas."""
+"""Each indicator against an independent reference: TA-Lib (`talib.SMA/EMA/RSI/BBANDS`, its own C
+definitions) for the classic indicators, explicit formulas for returns and realised volatility."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 import pytest
+import talib
 
 from marketpipe.processing.contract import features_schema, validate_features
 from marketpipe.processing.features import compute_features, feature_columns
@@ -15,46 +17,11 @@ from marketpipe.processing.features import compute_features, feature_columns
 RTOL = 1e-9
 
 
-def ref_sma(x: np.ndarray, w: int) -> np.ndarray:
-    out = np.full(len(x), np.nan)
-    for i in range(w - 1, len(x)):
-        out[i] = sum(x[i - w + 1 : i + 1]) / w
-    return out
-
-
-def ref_ema(x: np.ndarray, span: int) -> np.ndarray:
-    a = 2.0 / (span + 1)
-    out = np.full(len(x), np.nan)
-    e = x[0]
-    for i in range(len(x)):
-        e = x[0] if i == 0 else a * x[i] + (1 - a) * e
-        if i >= span - 1:
-            out[i] = e
-    return out
-
-
-def ref_rsi(x: np.ndarray, n: int) -> np.ndarray:
-    """Wilder's original: seed with simple averages of the first n changes, then smooth."""
-    out = np.full(len(x), np.nan)
-    gains = [max(x[i] - x[i - 1], 0.0) for i in range(1, len(x))]
-    losses = [max(x[i - 1] - x[i], 0.0) for i in range(1, len(x))]
-    ag, al = sum(gains[:n]) / n, sum(losses[:n]) / n
-    for i in range(n, len(x)):
-        if i > n:
-            ag = (ag * (n - 1) + gains[i - 1]) / n
-            al = (al * (n - 1) + losses[i - 1]) / n
-        out[i] = 100.0 if al == 0 else 100.0 - 100.0 / (1.0 + ag / al)
-    return out
-
-
-def ref_bollinger(x: np.ndarray, w: int, k: float):
-    mid, up, lo = (np.full(len(x), np.nan) for _ in range(3))
-    for i in range(w - 1, len(x)):
-        win = x[i - w + 1 : i + 1]
-        m = win.mean()
-        sd = math.sqrt(((win - m) ** 2).sum() / w)  # population std
-        mid[i], up[i], lo[i] = m, m + k * sd, m - k * sd
-    return mid, up, lo
+def ref_bbands(x: np.ndarray, w: int, k: float):
+    upper, mid, lower = talib.BBANDS(
+        x, timeperiod=w, nbdevup=k, nbdevdn=k, matype=talib.MA_Type.SMA
+    )
+    return mid, upper, lower
 
 
 def ref_rv(x: np.ndarray, w: int) -> np.ndarray:
@@ -100,12 +67,12 @@ def test_indicators_match_reference(shuffled_walk, walk, symbol):
     close_enough(got["ret"], ret)
     close_enough(got["log_ret"], log_ret)
     close_enough(got["vwap"], raw["vwap"])
-    close_enough(got["sma_20"], ref_sma(c, 20))
-    close_enough(got["sma_50"], ref_sma(c, 50))
-    close_enough(got["ema_12"], ref_ema(c, 12))
-    close_enough(got["ema_26"], ref_ema(c, 26))
-    close_enough(got["rsi_14"], ref_rsi(c, 14))
-    mid, up, lo = ref_bollinger(c, 20, 2.0)
+    close_enough(got["sma_20"], talib.SMA(c, 20))
+    close_enough(got["sma_50"], talib.SMA(c, 50))
+    close_enough(got["ema_12"], talib.EMA(c, 12))
+    close_enough(got["ema_26"], talib.EMA(c, 26))
+    close_enough(got["rsi_14"], talib.RSI(c, 14))
+    mid, up, lo = ref_bbands(c, 20, 2.0)
     close_enough(got["bb_mid"], mid)
     close_enough(got["bb_upper"], up)
     close_enough(got["bb_lower"], lo)
@@ -127,9 +94,9 @@ def test_configurable_windows_and_names(walk):
     out = compute_features(one, sma_windows=(5,), ema_spans=(3,), rsi_period=7, rv_window=10)
     assert list(out.columns) == feature_columns((5,), (3,), 7, 10)
     c = one["close"].to_numpy()
-    close_enough(out["sma_5"], ref_sma(c, 5))
-    close_enough(out["ema_3"], ref_ema(c, 3))
-    close_enough(out["rsi_7"], ref_rsi(c, 7))
+    close_enough(out["sma_5"], talib.SMA(c, 5))
+    close_enough(out["ema_3"], talib.EMA(c, 3))
+    close_enough(out["rsi_7"], talib.RSI(c, 7))
     close_enough(out["rv_10"], ref_rv(c, 10))
     validate_features(out, features_schema(feature_columns((5,), (3,), 7, 10)))
 
@@ -150,7 +117,9 @@ def test_rsi_limits_on_monotone_series(make_walk):
     flat["close"] = 50.0
     out = compute_features(pd.concat([up, flat], ignore_index=True))
     assert (out.loc[out["symbol"] == "UP", "rsi_14"].dropna() == 100.0).all()
-    assert (out.loc[out["symbol"] == "FLAT", "rsi_14"].dropna() == 50.0).all()
+    flat_rsi = out.loc[out["symbol"] == "FLAT", "rsi_14"]
+    np.testing.assert_array_equal(flat_rsi, talib.RSI(np.full(40, 50.0), 14))  # 0 after warm-up
+    assert (flat_rsi.dropna() == 0.0).all()
 
 
 def test_contract_accepts_output_and_rejects_bad_values(walk):
@@ -179,9 +148,9 @@ def test_uneven_series_lengths_use_the_groupby_path_and_stay_exact(make_walk):
         got = out[out["symbol"] == sym]
         src = pd.concat([shorts, long])
         c = src.loc[src["symbol"] == sym].sort_values("ts")["close"].to_numpy()
-        close_enough(got["ema_12"], ref_ema(c, 12))
-        close_enough(got["ema_26"], ref_ema(c, 26))
-        close_enough(got["rsi_14"], ref_rsi(c, 14))
+        close_enough(got["ema_12"], talib.EMA(c, 12))
+        close_enough(got["ema_26"], talib.EMA(c, 26))
+        close_enough(got["rsi_14"], talib.RSI(c, 14))
 
 
 def test_outlier_flags_are_carried_through(walk):
@@ -190,3 +159,27 @@ def test_outlier_flags_are_carried_through(walk):
     out = compute_features(bars).set_index(["symbol", "ts"])
     assert out.loc[(bars.loc[7, "symbol"], bars.loc[7, "ts"]), "outlier_flags"] == "spike"
     assert (out["outlier_flags"] == "").sum() == len(bars) - 1
+
+
+def test_flat_input_gives_exact_values(make_walk):
+    """A flat series (after a volatile stretch too): SMA/EMA/Bollinger exactly the price, width 0."""
+    bars = make_walk(symbols=("FLAT",), n=120)
+    bars.loc[60:, "close"] = 0.1  # 0.1 is not exact in binary: running sums would leave residue
+    bars.loc[60:, ["open", "high", "low"]] = 0.1
+    out = compute_features(bars).iloc[60 + 50 :]
+    for col in ("sma_20", "sma_50", "bb_mid", "bb_upper", "bb_lower"):
+        assert (out[col] == 0.1).all(), col
+    assert ((out["bb_upper"] - out["bb_lower"]) == 0.0).all()
+    c = bars["close"].to_numpy()
+    close_enough(out["rsi_14"], talib.RSI(c, 14)[110:])  # decays, as Wilder's smoothing does
+
+
+def test_ema_seed_option_first_close(walk):
+    """`ema_seed="first"` is the documented alternative: pandas' ewm from the first close."""
+    one = walk[walk["symbol"] == "AAPL"].reset_index(drop=True)
+    out = compute_features(one, ema_seed="first")
+    expected = one["close"].ewm(span=12, adjust=False).mean().to_numpy().copy()
+    expected[:11] = np.nan
+    close_enough(out["ema_12"], expected)
+    with pytest.raises(ValueError, match="ema_seed"):
+        compute_features(one, ema_seed="zero")
