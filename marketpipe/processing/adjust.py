@@ -9,10 +9,17 @@ Conventions (corporate actions per docs/ARCHITECTURE.md: `symbol, ex_date, kind,
 * Split, `value = r` = shares after / shares before (4-for-1 -> 4.0, 1-for-10 reverse -> 0.1):
   bars before `E` get prices x `1/r` and volume x `r`.
 * Cash dividend, `value = D` (raw cash per share): bars before `E` get prices x `(1 - D / P)`,
-  where `P` is the raw close of the last bar before `E` in the same `(symbol, interval)` series
-  (for intraday bars: the last intraday close of the previous session). If a split shares the
-  ex-date, `P` is first divided by the split ratio so both are per post-split share. With no bar
-  before `E` there is nothing to adjust and the factor is NaN in the events table.
+  where `P` is the raw close of the session just before `E` (the last XNYS session before `E`) in
+  the same `(symbol, interval)` series (for intraday bars: that session's last intraday close). If
+  a split shares the ex-date, `P` is first divided by the split ratio so both are per post-split
+  share. When that session's bar is not among the bars given (e.g. only January is stored and
+  the dividend is in November), the dividend cannot be measured: its factor is NaN in the events
+  table and it adjusts nothing (a stale close from weeks earlier, possibly before a split, would
+  give a wrong factor).
+* Dividend kinds: `dividend` (regular cash; Polygon `CD`, Yahoo's dividends) and
+  `special_dividend` (Polygon `SC`) adjust; on the same ex-date their cash is added. Every other
+  kind starting with `dividend_` (e.g. `dividend_lt`, `dividend_st`: Polygon's long/short-term
+  capital-gain distributions) is stored but adjusts nothing. Any other kind is an error.
 * Factors compound multiplicatively back in time: a bar's factor is the product of the factors of
   every event with ex-date after the bar's session date.
 * `open, high, low, close, vwap` are multiplied by the price factor, `volume` by the volume factor;
@@ -24,9 +31,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketpipe.processing._calendar import session_dates
+from marketpipe.processing._calendar import _xnys, session_dates
 
 PRICE_ADJUSTED: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
+ADJUSTING_KINDS: tuple[str, ...] = ("split", "dividend", "special_dividend")
+CASH_KINDS: tuple[str, ...] = ("dividend", "special_dividend")
+NON_ADJUSTING_PREFIX = "dividend_"  # stored, never applied (e.g. capital-gain distributions)
 FACTOR_COLUMNS: tuple[str, ...] = (
     "symbol",
     "interval",
@@ -62,20 +72,29 @@ def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> p
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols}).astype(
             {"symbol": "str", "interval": "str", "kind": "str", "ex_date": "datetime64[ns]"}
         )
-    kinds = set(ca["kind"].unique()) - {"split", "dividend"}
+    kind = ca["kind"].astype("str")
+    stored_only = kind.str.startswith(NON_ADJUSTING_PREFIX)
+    kinds = set(kind[~stored_only].unique()) - set(ADJUSTING_KINDS)
     if kinds:
         raise ValueError(f"unknown corporate action kind(s): {sorted(kinds)}")
+    ca = ca.loc[~stored_only.to_numpy()]
+    if ca.empty:
+        return adjustment_factors(bars.iloc[:0], ca)
     series = bars[["symbol", "interval"]].drop_duplicates()
     ev = ca[["symbol", "ex_date", "kind", "value"]].assign(
         ex_date=_day(ca["ex_date"]), value=ca["value"].astype("float64")
     )
     # the table's key is (symbol, ex_date, kind): a repeated action must not compound twice
     ev = ev.drop_duplicates(["symbol", "ex_date", "kind"], keep="last")
+    # regular and special cash on one ex-date: one dividend of their total
+    ev["kind"] = ev["kind"].where(ev["kind"] == "split", "dividend")
+    ev = ev.groupby(["symbol", "ex_date", "kind"], as_index=False, sort=False)["value"].sum()
     ev = ev.merge(series, on="symbol", how="inner").sort_values("ex_date", kind="mergesort")
     if ev.empty:
         return adjustment_factors(bars.iloc[:0], ca)
 
     closes = _last_close_per_session(bars).sort_values("day", kind="mergesort")
+    closes["close_day"] = closes["day"]
     ev = pd.merge_asof(
         ev,
         closes.rename(columns={"day": "ex_date", "close": "close_prev"}),
@@ -84,6 +103,9 @@ def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> p
         direction="backward",
         allow_exact_matches=False,
     )
+    # a dividend is measured only against the close of the session right before its ex-date
+    stale = (ev["kind"] != "split") & (ev["close_day"] != previous_sessions(ev["ex_date"]))
+    ev.loc[stale.to_numpy(), "close_prev"] = np.nan
     is_split = (ev["kind"] == "split").to_numpy()
     value = ev["value"].to_numpy()
     # split ratio on the same ex-date (1.0 when none), so a dividend is measured per post-split share
@@ -100,6 +122,14 @@ def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> p
     ev["volume_factor"] = np.where(is_split, value, 1.0)
     ev = ev.sort_values(["symbol", "interval", "ex_date", "kind"], kind="mergesort")
     return ev[cols].reset_index(drop=True)
+
+
+def previous_sessions(days: pd.Series) -> pd.Series:
+    """The last XNYS session strictly before each (naive, midnight) date."""
+    labels = _xnys().sessions.tz_localize(None).astype("datetime64[ns]")
+    at = np.searchsorted(labels.to_numpy(), days.to_numpy(dtype="datetime64[ns]"), side="left")
+    prev = labels.take(np.clip(at - 1, 0, len(labels) - 1)).to_numpy()
+    return pd.Series(np.where(at > 0, prev, np.datetime64("NaT")), index=days.index)
 
 
 def bar_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> pd.DataFrame:

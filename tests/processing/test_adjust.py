@@ -147,3 +147,23 @@ def test_ex_date_types(ex_date):
         {"symbol": ["AAPL"], "ex_date": [ex_date], "kind": ["split"], "value": [4.0], "source": "x"}
     )
     assert adjust_bars(bars, ca)["close"].tolist() == [101.0, 101.5]
+
+
+def test_dividend_without_the_previous_session_adjusts_nothing():
+    """Only January stored, dividend in November: no close of 2024-11-07 to measure it against."""
+    bars = daily({"2024-01-02": 400.0, "2024-01-03": 404.0})
+    ev = adjustment_factors(bars, actions(("AAPL", "2024-11-08", "dividend", 0.25), SPLIT))
+    assert np.isnan(ev.set_index("kind").loc["dividend", "price_factor"])
+    out = adjust_bars(bars, actions(("AAPL", "2024-11-08", "dividend", 0.25), SPLIT))
+    assert out["close"].tolist() == [100.0, 101.0]  # the split alone
+
+
+def test_dividend_types_regular_and_special_adjust_others_are_stored_only():
+    bars = daily({"2024-09-03": 100.0, "2024-09-04": 99.5})
+    base = ("AAPL", "2024-09-04")
+    regular_special = adjust_bars(
+        bars, actions((*base, "dividend", 0.5), (*base, "special_dividend", 0.32))
+    )
+    assert regular_special["close"].iloc[0] == pytest.approx(100.0 * (1 - 0.82 / 100.0), abs=1e-12)
+    capital_gain = adjust_bars(bars, actions((*base, "dividend_lt", 0.82)))
+    assert capital_gain["close"].tolist() == [100.0, 99.5]
