@@ -14,8 +14,10 @@
   we undo that: one extra daily request per symbol fetches the split events from the day after
   the range to today, and every bar is multiplied by the product of the ratios of splits with a
   later ex-date (volume divided), so stored bars are raw like every other source. Dividend
-  amounts, split-adjusted by Yahoo too, are scaled back the same way. Split and dividend events
-  (`actions=True`) come back in `FetchResult.corporate_actions`.
+  amounts, split-adjusted by Yahoo too, are scaled back the same way. Every split and dividend
+  event the responses carry (`actions=True`, and the later events of the extra request) comes
+  back in `FetchResult.corporate_actions`, whatever the requested range, so ingestion stores them
+  all and `read --adjusted` can undo a split that happened after the ingested range.
 * Intraday ranges are split into requests within Yahoo's limits (1m: 7 days per request, only the
   last 30 days; 5m/15m: 59 days, last 60 days; 1h: 729 days, last 730 days); a range Yahoo cannot
   serve at all is refused with `ConfigError` before any request.
@@ -205,25 +207,26 @@ class YahooProvider(BaseProvider):
             frame = frame.drop_duplicates(
                 ["symbol", "interval", "ts"], keep="last", ignore_index=True
             )
+            _, _, later = _map_frame(raw.get("later", {}).get(sym), sym, "1d")
+            later = [a for a in later if a["ex_date"] > query.end]
             if self.unadjust_splits:
-                _, _, later = _map_frame(raw.get("later", {}).get(sym), sym, "1d")
                 events = [a for a in actions if a["symbol"] == sym and a["ex_date"] <= query.end]
-                events += [a for a in later if a["ex_date"] > query.end]
+                events += later
                 splits = sorted(
                     {(a["ex_date"], a["value"]) for a in events if a["kind"] == "split"}
                 )
                 frame = undo_split_adjustment(frame, splits)
-                for a in actions:
+                for a in [*actions, *later]:
                     if a["symbol"] == sym and a["kind"] == "dividend":
                         a["value"] *= split_factor(a["ex_date"], splits)
+            actions.extend(later)
             if frame.empty and not sym_bad:
                 empty.append(sym)
             bars.append(frame)
             rejected.extend(sym_bad)
+        # every action seen is stored, whatever the requested range: the split Yahoo applied
+        # after the range is what `read --adjusted` needs to adjust the raw bars stored here
         ca = corporate_actions_frame(actions)
-        ca = ca[(ca["ex_date"] >= query.start) & (ca["ex_date"] <= query.end)].reset_index(
-            drop=True
-        )
         ca = ca.drop_duplicates(["symbol", "ex_date", "kind"], ignore_index=True)
         return FetchResult(
             bars=concat_bars(bars),
@@ -237,8 +240,9 @@ class YahooProvider(BaseProvider):
         self, symbols: list[str] | tuple[str, ...], start: date, end: date
     ) -> pd.DataFrame:
         """Splits (ratio) and dividends (cash; raw when `unadjust_splits`) with ex-dates in [start, end]."""
-        res = self.fetch(BarsQuery(tuple(symbols), "1d", start, end))
-        return res.corporate_actions
+        ca = self.fetch(BarsQuery(tuple(symbols), "1d", start, end)).corporate_actions
+        keep = (ca["ex_date"] >= start) & (ca["ex_date"] <= end)
+        return ca[keep].reset_index(drop=True)
 
 
 def _map_frame(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -196,3 +202,52 @@ def test_split_adjustment_undone_to_raw(fake_yahoo):
     assert [p["interval"] for p in fake_yahoo.price_requests()] == ["1d", "1d"]
     as_served = make(fake_yahoo, unadjust=False).fetch(q("1d", "2020-08-01", "2020-11-06"))
     assert as_served.bars.iloc[1].close == pytest.approx(124.8075)
+
+
+def test_january_ingest_stores_the_later_split_and_reads_split_adjusted(fake_yahoo, tmp_path):
+    """Issue 15: ingest only January 2020; the 4:1 split of 2020-08-31 Yahoo had applied is stored,
+    so `marketpipe read --adjusted` gives Yahoo's own split-adjusted close (75.0875), not the raw
+    300.35. The November dividend is stored too, but January has no close of the session before
+    its ex-date to measure it against, so it adjusts nothing (see processing.adjust)."""
+    from marketpipe.ingest import check_batch, store_batch
+    from marketpipe.storage import Stores
+    from marketpipe.storage.hot import SqlHotStore
+    from marketpipe.storage.lake import ParquetLake
+
+    fake_yahoo.add("AAPL", "chart_AAPL_1d_2020-01-02.json")  # the January request
+    fake_yahoo.add("AAPL", "chart_AAPL_1d_split_dividend.json")  # the later events request
+    res = make(fake_yahoo).fetch(q("1d", "2020-01-01", "2020-01-31"))
+    assert set(map(tuple, res.corporate_actions[["ex_date", "kind", "value"]].values)) == {
+        (date(2020, 8, 31), "split", 4.0),
+        (date(2020, 11, 6), "dividend", 0.205),
+    }
+    hot = f"sqlite:///{tmp_path}/hot.db"
+    stores = Stores(hot=SqlHotStore(hot), cold=ParquetLake(str(tmp_path / "lake")))
+    now = pd.Timestamp("2025-02-10", tz="UTC")
+    try:
+        store_batch(stores, check_batch(res, now), now, hot_days=100_000, symbols=("AAPL",))
+        assert len(stores.hot.read_corporate_actions(["AAPL"])) == 2
+    finally:
+        stores.close()
+    env = {"MARKETPIPE_HOT_URL": hot, "MARKETPIPE_COLD_URL": str(tmp_path / "lake")}
+    cmd = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())", "read"]
+    args = ["AAPL", "--start", "2020-01-01", "--end", "2020-01-31", "--interval", "1d"]
+    root = Path(__file__).resolve().parents[2]
+    out = {}
+    for extra in ([], ["--adjusted"]):
+        proc = subprocess.run(
+            [*cmd, *args, *extra], env={**os.environ, **env}, cwd=root,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        frame = pd.read_csv(io.StringIO(proc.stdout))
+        out[bool(extra)] = frame.loc[0, "close"]
+    payload = fake_yahoo_payload("chart_AAPL_1d_2020-01-02.json")
+    yahoo_close = payload["indicators"]["quote"][0]["close"][0]  # Yahoo's split-adjusted close
+    assert out[False] == pytest.approx(yahoo_close * 4)  # raw, as on the tape: 300.35
+    assert out[True] == pytest.approx(yahoo_close, rel=1e-12)  # 75.0875
+
+
+def fake_yahoo_payload(name: str) -> dict:
+    path = Path(__file__).resolve().parents[1] / "data" / "yahoo" / name
+    return json.loads(path.read_text())["chart"]["result"][0]
