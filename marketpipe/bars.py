@@ -69,13 +69,20 @@ QUALITY_COLUMNS: tuple[str, ...] = (
     "score",
     "computed_at",
 )
-INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {
-    "1m": pd.Timedelta(minutes=1),
-    "5m": pd.Timedelta(minutes=5),
-    "15m": pd.Timedelta(minutes=15),
-    "1h": pd.Timedelta(hours=1),
-    "1d": pd.Timedelta(days=1),
-}
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def interval_offset(interval: str) -> pd.Timedelta:
+    """The length of an interval name `<n><s|m|h|d>` (`1s`, `30m`, `1h`, `1d`); ValueError else."""
+    text = str(interval)
+    n, unit = text[:-1], text[-1:]
+    if not n.isdigit() or int(n) <= 0 or unit not in _UNITS:
+        raise ValueError(f"not an interval: {text[:20]!r}")
+    return pd.Timedelta(**{_UNITS[unit]: int(n)})
+
+
+# every stored interval's length (sub-minute bars included: they are first-class everywhere)
+INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {i: interval_offset(i) for i in STORED_INTERVALS}
 
 
 def empty_bars() -> pd.DataFrame:

@@ -6,7 +6,8 @@ and headers so tests can check pacing, request counts and that no secret leaked 
 A `dynamic` callable (path+query -> Reply | None) answers what no static route holds.
 
 `PolygonMarket` is such a callable: a deterministic market coherent with the XNYS calendar (one
-daily aggregate per session, nothing on holidays/weekends), splits and dividends, ticker lookups
+daily aggregate per session, nothing on holidays/weekends; intraday `minute`/`hour` aggregates of
+any multiplier bucketed on the clock as Polygon does, 04:00-20:00 ET), splits and dividends, ticker lookups
 (404 for unknown tickers) and one-shot fault injection (429 with Retry-After, 5xx).
 """
 
@@ -143,6 +144,31 @@ def daily_bar(symbol: str, session: pd.Timestamp, i: int) -> dict:
     }
 
 
+def intraday_bars(symbol: str, session: pd.Timestamp, i: int, minutes: int) -> list[dict]:
+    """Polygon's intraday aggregates of one session as Polygon buckets them: on the clock
+    (multiples of `minutes` since the epoch), extended hours 04:00-20:00 ET included."""
+    day = pd.Timestamp(session.date(), tz="America/New_York")
+    starts = pd.date_range(day + pd.Timedelta(hours=4), day + pd.Timedelta(hours=20),
+                           freq=f"{minutes}min", inclusive="left")  # fmt: skip
+    base = _base_price(symbol) + (i % 97) * 0.25
+    rows = []
+    for k, t in enumerate(starts):
+        p = round(base + (k % 13) * 0.01, 2)
+        rows.append(
+            {
+                "t": int(t.timestamp() * 1000),
+                "o": p,
+                "h": round(p + 0.05, 2),
+                "l": round(p - 0.04, 2),
+                "c": round(p + 0.02, 2),
+                "v": 1000 + k,
+                "vw": round(p + 0.01, 4),
+                "n": 10 + k,
+            }
+        )
+    return rows
+
+
 def _day(text: str) -> date:
     """Polygon's from/to: YYYY-MM-DD or a Unix ms timestamp (anything else is a 400)."""
     if text.isdigit():
@@ -199,6 +225,16 @@ class PolygonMarket:
         hi = pd.Timestamp(end or self.last)
         return [daily_bar(symbol, s, i) for i, s in enumerate(self.sessions) if lo <= s <= hi]
 
+    def intraday(self, symbol: str, minutes: int, lo_ms: int, hi_ms: int) -> list[dict]:
+        """Clock-bucketed intraday aggregates with `lo_ms <= t <= hi_ms` (Polygon's from/to ms)."""
+        lo = pd.Timestamp(lo_ms, unit="ms", tz="UTC")
+        hi = pd.Timestamp(hi_ms, unit="ms", tz="UTC")
+        rows = []
+        for i, s in enumerate(self.sessions):
+            if lo - pd.Timedelta(days=1) <= s.tz_localize("UTC") <= hi:
+                rows += intraday_bars(symbol, s, i, minutes)
+        return [r for r in rows if lo_ms <= r["t"] <= hi_ms]
+
     def __call__(self, raw: str) -> Reply | None:
         parsed = urlparse(raw)
         path, q = parsed.path, {k: v[0] for k, v in parse_qs(parsed.query).items()}
@@ -210,10 +246,14 @@ class PolygonMarket:
         parts = path.strip("/").split("/")
         if parts[:3] == ["v2", "aggs", "ticker"] and len(parts) == 9:
             sym, mult, span, lo, hi = parts[3], parts[5], parts[6], parts[7], parts[8]
-            if (mult, span) != ("1", "day"):
-                return Reply(400, {"status": "ERROR", "error": "this fake serves daily bars only"})
+            minutes = {"minute": 1, "hour": 60}.get(span)
+            if (mult, span) != ("1", "day") and not (minutes and mult.isdigit()):
+                return Reply(400, {"status": "ERROR", "error": f"unknown timespan {span}"})
             try:
-                rows = self.bars(sym, _day(lo), _day(hi))
+                if minutes:
+                    rows = self.intraday(sym, int(mult) * minutes, int(lo), int(hi))
+                else:
+                    rows = self.bars(sym, _day(lo), _day(hi))
             except ValueError:
                 return Reply(400, {"status": "ERROR", "error": f"bad from/to {lo}/{hi}"})
             if sym not in self.symbols:

@@ -1,4 +1,4 @@
-"""Session-aware resampling of intraday bars (1m, or any finer interval) to 5m/15m/1h/1d.
+"""Session-aware resampling of intraday bars (any interval finer than the target) to 5m/15m/1h/1d.
 
 Conventions
 -----------
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, INTERVAL_OFFSETS, conform_bars, empty_bars
+from marketpipe.bars import BAR_COLUMNS, INTERVAL_OFFSETS, conform_bars, empty_bars, interval_offset
 from marketpipe.processing._calendar import schedule, session_dates
 from marketpipe.processing._window import to_us
 
@@ -56,7 +56,11 @@ def resample_bars(bars: pd.DataFrame, to: str) -> pd.DataFrame:
     if len(intervals) != 1:
         raise ValueError(f"resample one input interval at a time, got {sorted(intervals)}")
     src = intervals.pop()
-    if src not in INTERVAL_OFFSETS or src == "1d" or INTERVAL_OFFSETS[src] >= INTERVAL_OFFSETS[to]:
+    try:  # any intraday source finer than `to`: 1s..30s, 1m, 5m, a vendor's 30m, ...
+        finer = src != "1d" and interval_offset(src) < INTERVAL_OFFSETS[to]
+    except ValueError:
+        finer = False
+    if not finer:
         raise ValueError(f"cannot resample {src!r} bars to {to!r}")
 
     df = bars.sort_values(["symbol", "ts"], kind="mergesort")

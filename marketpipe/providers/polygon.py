@@ -13,8 +13,20 @@
   bars we make ONE extra request, `/v3/reference/tickers/{ticker}`: 404 / `status: NOT_FOUND` →
   `UnknownSymbolError`; otherwise it is an empty symbol. An aggregates `status: NOT_FOUND` is
   also `UnknownSymbolError`.
-* Prices are raw (`adjusted=false`). Daily `t` is midnight America/New_York → the ET session date
-  at 00:00 UTC. Intraday `t` is the true UTC bar start.
+* Prices are raw (`adjusted=false`); a page that says `adjusted: true` contradicts the request
+  and fails the fetch with one line (`FatalError`) instead of being stored as raw. Daily `t` is
+  midnight America/New_York → the ET session date at 00:00 UTC. Intraday `t` is the true UTC bar
+  start.
+* Bar starts follow `marketpipe.calendar`: Polygon buckets aggregates on the clock (multiples of
+  the bucket since the epoch), which matches the 09:30 open for 1m/5m/15m but not for 1h (09:00,
+  10:00, ... ET). So `1h` is fetched as 30-minute aggregates (the largest bucket dividing both the
+  hour and the 09:30 offset) and resampled session-aware with `processing.resample` (09:30, 10:30,
+  ..., 15:30-16:00); `extended_hours=True` keeps Polygon's native clock-hour buckets.
+* Corporate actions: every split/dividend with an ex-date from the query's start on (no upper
+  bound: a later split is what `read --adjusted` needs) is returned for storing. Dividend types
+  and duplicate split records are handled by `providers._actions` (`CD`/`SC` adjust, others stored
+  only; one event reported twice is merged, the duplicate logged and counted in
+  `duplicate_actions`).
 """
 
 from __future__ import annotations
@@ -29,7 +41,6 @@ import pandas as pd
 import urllib3
 from pydantic import SecretStr
 
-from marketpipe.bars import INTERVAL_OFFSETS
 from marketpipe.errors import (
     ConfigError,
     FatalError,
@@ -37,6 +48,8 @@ from marketpipe.errors import (
     RetryableError,
     UnknownSymbolError,
 )
+from marketpipe.processing.resample import resample_bars, session_bins
+from marketpipe.providers._actions import dividend_kind, merge_duplicate_splits
 from marketpipe.providers._frames import (
     EXCHANGE_TZ,
     bars_frame,
@@ -62,6 +75,8 @@ TIMESPANS: dict[str, tuple[int, str]] = {
     "1h": (1, "hour"),
     "1d": (1, "day"),
 }
+# intervals whose Polygon buckets do not start at the calendar's bar starts: (fetch grain, label)
+FINER_GRAIN: dict[str, tuple[tuple[int, str], str]] = {"1h": ((30, "minute"), "30m")}
 # vendor field -> canonical column
 _AGG_FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
 _OPTIONAL_FIELDS = {"vw": "vwap", "n": "trades"}
@@ -102,6 +117,7 @@ class PolygonProvider(BaseProvider):
         self.extended_hours = extended_hours
         self.max_rate_limited = max(0, int(max_rate_limited))
         self.client = LimitedRESTClient(key, self.base_url, self.limiter, timeout)
+        self.duplicate_actions = 0  # duplicate split records merged (see providers._actions)
 
     # ------------------------------------------------------------------ I/O
     def _call(
@@ -173,9 +189,15 @@ class PolygonProvider(BaseProvider):
             pages.append(self._call(symbol, self.client._get, path=path))
         return pages
 
+    def _grain(self, interval: str) -> tuple[tuple[int, str], str]:
+        """(Polygon multiplier/timespan to request, interval label of what comes back)."""
+        if interval in FINER_GRAIN and not self.extended_hours:
+            return FINER_GRAIN[interval]
+        return TIMESPANS[interval], interval
+
     def _agg_pages(self, symbol: str, query: BarsQuery) -> list[dict]:
-        mult, span = TIMESPANS[query.interval]
-        return self._pages(
+        (mult, span), _ = self._grain(query.interval)
+        pages = self._pages(
             symbol,
             lambda: self._call(
                 symbol,
@@ -189,6 +211,14 @@ class PolygonProvider(BaseProvider):
                 limit=self.page_limit,
             ),
         )
+        if any(p.get("adjusted") is True for p in pages):
+            raise FatalError(
+                "aggregates payload says adjusted=true but raw prices (adjusted=false) were "
+                "requested; refusing to store adjusted prices as raw",
+                provider=NAME,
+                symbol=symbol,
+            )
+        return pages
 
     def _ticker_known(self, symbol: str) -> bool:
         try:
@@ -214,7 +244,7 @@ class PolygonProvider(BaseProvider):
             pages[sym] = sym_pages
         actions = None
         if self.include_actions:
-            actions, n = self._action_pages(list(query.symbols), query.start, query.end)
+            actions, n = self._action_pages(list(query.symbols), query.start, None)
             requests += n
         return {"pages": pages, "unknown": unknown, "actions": actions, "requests": requests}
 
@@ -228,16 +258,15 @@ class PolygonProvider(BaseProvider):
                 symbol=sym,
             )
         frames, rejected, empty = [], [], []
+        _, grain = self._grain(query.interval)
         for sym, sym_pages in raw["pages"].items():
             rows = [r for p in sym_pages for r in p.get("results") or []]
-            good, bad = self._map_rows(rows, sym, query.interval)
-            bars = in_range(
-                self._session_only(
-                    bars_frame(good, symbol=sym, interval=query.interval, source=NAME)
-                ),
-                query.start,
-                query.end,
-            )
+            good, bad = self._map_rows(rows, sym, grain)
+            fetched = bars_frame(good, symbol=sym, interval=grain, source=NAME)
+            if grain != query.interval:
+                fetched = resample_bars(fetched, query.interval)  # regular session only
+                bad = [{**b, "interval": query.interval} for b in bad]
+            bars = in_range(self._session_only(fetched), query.start, query.end)
             if bars.empty and not bad:
                 empty.append(sym)
             frames.append(bars)
@@ -252,14 +281,13 @@ class PolygonProvider(BaseProvider):
         )
 
     def _session_only(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """Intraday: keep bars overlapping 09:30–16:00 ET (as Yahoo's prepost=False) unless extended."""
+        """Intraday: keep bars starting inside the session's regular hours `[open, close)` from
+        `marketpipe.calendar` (as Yahoo's prepost=False; early closes end at 13:00 ET, and Polygon's
+        post-market buckets after that are dropped) unless `extended_hours`."""
         if self.extended_hours or bars.empty or bars["interval"].iloc[0] == "1d":
             return bars
-        step = INTERVAL_OFFSETS[str(bars["interval"].iloc[0])]
-        local = bars["ts"].dt.tz_convert(EXCHANGE_TZ)
-        minute = local.dt.hour * 60 + local.dt.minute
-        keep = (minute + step.total_seconds() / 60 > 9 * 60 + 30) & (minute < 16 * 60)
-        return bars[keep].reset_index(drop=True)
+        inside, _ = session_bins(bars["ts"], "1d")
+        return bars[inside].reset_index(drop=True)
 
     @staticmethod
     def _map_rows(rows: list[Any], symbol: str, interval: str) -> tuple[list[dict], list[dict]]:
@@ -290,9 +318,13 @@ class PolygonProvider(BaseProvider):
         return good, bad
 
     # ------------------------------------------------------------------ corporate actions
-    def _action_pages(self, symbols: list[str], start: date, end: date) -> tuple[dict, int]:
+    def _action_pages(self, symbols: list[str], start: date, end: date | None) -> tuple[dict, int]:
+        """Split and dividend pages per symbol with ex-dates from `start` (to `end` when given)."""
         out: dict[str, dict[str, list[dict]]] = {}
         n = 0
+        upto = {} if end is None else {"lte": end.isoformat()}
+        split_bounds = {f"execution_date_{k}": v for k, v in upto.items()}
+        div_bounds = {f"ex_dividend_date_{k}": v for k, v in upto.items()}
         for sym in symbols:
             splits = self._pages(
                 sym,
@@ -301,8 +333,8 @@ class PolygonProvider(BaseProvider):
                     self.client.list_splits,
                     ticker=s,
                     execution_date_gte=start.isoformat(),
-                    execution_date_lte=end.isoformat(),
                     limit=1000,
+                    **split_bounds,
                 ),
             )
             divs = self._pages(
@@ -312,16 +344,15 @@ class PolygonProvider(BaseProvider):
                     self.client.list_dividends,
                     ticker=s,
                     ex_dividend_date_gte=start.isoformat(),
-                    ex_dividend_date_lte=end.isoformat(),
                     limit=1000,
+                    **div_bounds,
                 ),
             )
             out[sym] = {"splits": splits, "dividends": divs}
             n += len(splits) + len(divs)
         return out, n
 
-    @staticmethod
-    def _map_actions(raw: dict[str, dict[str, list[dict]]]) -> pd.DataFrame:
+    def _map_actions(self, raw: dict[str, dict[str, list[dict]]]) -> pd.DataFrame:
         rows = []
         for sym, kinds in raw.items():
             for r in (r for p in kinds["splits"] for r in p.get("results") or []):
@@ -346,7 +377,7 @@ class PolygonProvider(BaseProvider):
                         {
                             "symbol": sym,
                             "ex_date": r["ex_dividend_date"],
-                            "kind": "dividend",
+                            "kind": dividend_kind(r.get("dividend_type")),
                             "value": float(r["cash_amount"]),
                             "source": NAME,
                         }
@@ -355,12 +386,14 @@ class PolygonProvider(BaseProvider):
                     log.warning(
                         "polygon %s: skipping malformed dividend %s", sym, to_json_text(r)[:200]
                     )
-        return corporate_actions_frame(rows)
+        merged, dropped = merge_duplicate_splits(corporate_actions_frame(rows), NAME)
+        self.duplicate_actions += len(dropped)
+        return merged
 
     def fetch_corporate_actions(
         self, symbols: list[str] | tuple[str, ...], start: date, end: date
     ) -> pd.DataFrame:
-        """Splits (value = split_to/split_from) and cash dividends with ex-dates in [start, end]."""
+        """Splits (value = split_to/split_from) and dividends with ex-dates in [start, end]."""
         raw, _ = self._action_pages(list(symbols), start, end)
         return self._map_actions(raw)
 

@@ -259,14 +259,124 @@ def test_fetch_with_actions_counts_every_request(polygon_server):
 
 
 def test_intraday_regular_session_only_unless_extended(polygon_server):
+    """1h is fetched as 30-minute buckets and resampled from the 09:30 open; extended hours keep
+    Polygon's native clock-hour buckets."""
+    # 30-minute buckets: 08:00 ET (pre-market), 09:30, 10:00 ET, 16:00 ET (after close)
+    t30 = [1672750800000, 1672756200000, 1672758000000, 1672779600000]
+    rows30 = [
+        {"o": o, "h": o + 1.0, "l": o - 1.0, "c": o + 0.5, "v": 10.0, "t": ts}
+        for o, ts in zip([1.0, 2.0, 3.0, 4.0], t30, strict=True)
+    ]
+    path30 = "/v2/aggs/ticker/AAPL/range/30/minute/1672722000000/1672808399999"
+    polygon_server.add_json(path30, {"status": "OK", "adjusted": False, "results": rows30})
+    regular = make(polygon_server).fetch(q(interval="1h", end="2023-01-03")).bars
+    assert regular["ts"].tolist() == [pd.Timestamp("2023-01-03 14:30", tz="UTC")]  # 09:30 ET
+    bar = regular.iloc[0]
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (2.0, 4.0, 1.0, 3.5, 20.0)
+    assert bar.interval == "1h"
     # 1h bars: 08:00 ET (pre-market), 09:00 ET (overlaps the 09:30 open), 16:00 ET (after close)
     t = [1672750800000, 1672754400000, 1672779600000]  # 13:00, 14:00, 21:00 UTC on 2023-01-03
     rows = [{"o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 10.0, "t": ts} for ts in t]
     path = "/v2/aggs/ticker/AAPL/range/1/hour/1672722000000/1672808399999"
     polygon_server.add_json(path, {"status": "OK", "resultsCount": 3, "results": rows})
-    regular = make(polygon_server).fetch(q(interval="1h", end="2023-01-03")).bars
-    assert regular["ts"].tolist() == [pd.Timestamp("2023-01-03 14:00", tz="UTC")]
     extended = (
         make(polygon_server, extended_hours=True).fetch(q(interval="1h", end="2023-01-03")).bars
     )
     assert len(extended) == 3
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m", "15m", "1h"])
+def test_intraday_bars_start_at_the_calendars_bar_starts_and_report_no_gaps(interval):
+    """A full session (a summer day and the early-close day after Thanksgiving), served as Polygon
+    buckets it (on the clock, pre/post-market included): every bar start is the calendar's, the
+    gaps report is empty, and hourly bars aggregate the clock buckets inside each hour."""
+    from marketpipe.calendar import expected_bar_starts
+    from marketpipe.gaps import missing_ranges
+    from tests.polygon_server import PolygonMarket, intraday_bars, serve_market
+
+    market = PolygonMarket(["AAPL"], first=date(2024, 7, 1), last=date(2024, 12, 2))
+    server = serve_market(market)
+    try:
+        for day in ("2024-07-02", "2024-11-29"):
+            bars = make(server, limit=50).fetch(q(interval=interval, start=day, end=day)).bars
+            expected = expected_bar_starts(interval, day, day)
+            assert bars["ts"].tolist() == list(expected)
+            assert missing_ranges("AAPL", interval, expected, bars["ts"]) == []
+        hourly = bars if interval == "1h" else None
+    finally:
+        server.close()
+    if hourly is not None:  # 2024-11-29 closes 13:00 ET: 09:30, 10:30, 11:30, 12:30-13:00
+        assert len(hourly) == 4
+        day = pd.Timestamp("2024-11-29")
+        i = market.sessions.get_loc(day)
+        src = pd.DataFrame(intraday_bars("AAPL", day, i, 30))
+        src["ts"] = pd.to_datetime(src["t"], unit="ms", utc=True)
+        first = src[(src["ts"] >= hourly["ts"].iloc[0]) & (src["ts"] < hourly["ts"].iloc[1])]
+        assert len(first) == 2
+        assert hourly["open"].iloc[0] == first["o"].iloc[0]
+        assert hourly["close"].iloc[0] == first["c"].iloc[-1]
+        assert hourly["high"].iloc[0] == first["h"].max()
+        assert hourly["volume"].iloc[0] == first["v"].sum()
+
+
+def test_adjusted_true_payload_is_refused_with_one_line(polygon_server):
+    body = {"status": "OK", "adjusted": True, "resultsCount": 1,
+            "results": [{"o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 10.0, "t": 1672722000000}]}  # fmt: skip
+    polygon_server.add_json(AGGS_1D, body)
+    with pytest.raises(FatalError) as err:
+        make(polygon_server).fetch(q())
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("polygon AAPL:") and "adjusted=true" in msg
+    assert not is_retryable(err.value)
+
+
+def test_duplicate_split_records_of_one_event_are_merged_and_recorded(polygon_server, caplog):
+    """SHOP's 10:1 split reported on 2022-06-22 and 2022-06-29: one event, not 100:1."""
+    rows = [
+        {"execution_date": "2022-06-22", "split_from": 1, "split_to": 10, "ticker": "SHOP"},
+        {"execution_date": "2022-06-29", "split_from": 1, "split_to": 10, "ticker": "SHOP"},
+        {"execution_date": "2015-06-01", "split_from": 1, "split_to": 10, "ticker": "SHOP"},
+    ]
+    polygon_server.add_json("/v3/reference/splits", {"status": "OK", "results": rows})
+    polygon_server.add_json("/v3/reference/dividends", {"status": "OK", "results": []})
+    prov = make(polygon_server)
+    with caplog.at_level(logging.WARNING):
+        ca = prov.fetch_corporate_actions(["SHOP"], date(2015, 1, 1), date(2022, 12, 31))
+    assert ca[["ex_date", "kind", "value"]].to_dict("records") == [
+        {"ex_date": date(2015, 6, 1), "kind": "split", "value": 10.0},  # a separate event
+        {"ex_date": date(2022, 6, 29), "kind": "split", "value": 10.0},
+    ]
+    assert prov.duplicate_actions == 1
+    lines = [r.getMessage() for r in caplog.records if "duplicate split" in r.getMessage()]
+    assert lines == [
+        "polygon SHOP: merged 1 duplicate split record(s) of one event: "
+        "10:1 on 2022-06-22 (kept 2022-06-29)"
+    ]
+
+
+def test_dividend_types_regular_and_special_adjust_others_stored_only(polygon_server):
+    rows = [
+        {"ex_dividend_date": "2024-03-01", "cash_amount": 0.5, "dividend_type": "CD"},
+        {"ex_dividend_date": "2024-03-01", "cash_amount": 1.0, "dividend_type": "SC"},
+        {"ex_dividend_date": "2024-06-03", "cash_amount": 0.3, "dividend_type": "LT"},
+        {"ex_dividend_date": "2024-09-03", "cash_amount": 0.2},
+    ]
+    polygon_server.add_json("/v3/reference/splits", {"status": "OK", "results": []})
+    polygon_server.add_json("/v3/reference/dividends", {"status": "OK", "results": rows})
+    ca = make(polygon_server).fetch_corporate_actions(["VTI"], date(2024, 1, 1), date(2024, 12, 31))
+    assert ca[["ex_date", "kind", "value"]].to_dict("records") == [
+        {"ex_date": date(2024, 3, 1), "kind": "dividend", "value": 0.5},
+        {"ex_date": date(2024, 3, 1), "kind": "special_dividend", "value": 1.0},
+        {"ex_date": date(2024, 6, 3), "kind": "dividend_lt", "value": 0.3},
+        {"ex_date": date(2024, 9, 3), "kind": "dividend", "value": 0.2},
+    ]
+
+
+def test_fetch_with_actions_asks_for_every_action_from_the_start_on(polygon_server):
+    """A later split is what `read --adjusted` needs, so actions have no upper date bound."""
+    serve_daily(polygon_server)
+    polygon_server.add_file("/v3/reference/splits", "polygon/splits_AAPL.json")
+    polygon_server.add_file("/v3/reference/dividends", "polygon/dividends_AAPL.json")
+    make(polygon_server, include_actions=True).fetch(q())
+    refs = [s.path for s in polygon_server.seen if "/v3/reference/" in s.path]
+    assert len(refs) == 2 and all("gte=2023-01-03" in p and "lte" not in p for p in refs)
