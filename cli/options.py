@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from marketpipe.bars import INTERVALS
+from marketpipe.bars import STORED_INTERVALS
 from marketpipe.dates import parse_day
 from marketpipe.errors import ConfigError
 
@@ -15,8 +15,8 @@ def parse_date(value: str | None, name: str) -> date | None:
 
 
 def parse_interval(value: str) -> str:
-    if value not in INTERVALS:
-        raise ConfigError(f"--interval: {value!r} is not one of {', '.join(INTERVALS)}")
+    if value not in STORED_INTERVALS:  # providers refuse sub-minute fetches with their own line
+        raise ConfigError(f"--interval: {value!r} is not one of {', '.join(STORED_INTERVALS)}")
     return value
 
 

@@ -37,7 +37,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import INTERVAL_OFFSETS, INTERVALS, TS_DTYPE
+from marketpipe.bars import INTERVAL_OFFSETS, STORED_INTERVALS, TS_DTYPE
 from marketpipe.errors import ConfigError
 
 __all__ = [
@@ -128,8 +128,10 @@ def bar_schedule(
     """One row per expected bar in `[start, end]`: `ts` (start, UTC), `end` (UTC, capped at the
     session close), `session` (tz-naive session label) and `bar_index` (0-based within the session).
     """
-    if interval not in INTERVALS:
-        raise ConfigError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}")
+    if interval not in STORED_INTERVALS:  # sub-minute bars (real-time) step from the open too
+        raise ConfigError(
+            f"unknown interval {interval!r}; use one of {', '.join(STORED_INTERVALS)}"
+        )
     cal = get_calendar(exchange)
     labels = sessions(start, end, exchange)
     opens = pd.DatetimeIndex(cal.opens.reindex(labels)).tz_convert("UTC").as_unit("us").asi8
