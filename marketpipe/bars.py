@@ -1,11 +1,18 @@
 """The canonical bars frame: column names, dtypes and helpers every layer shares.
 
 `ts` is the bar *start* in UTC. Prices are raw (unadjusted). Vendor field names never appear here.
+`session` is the exchange session date of the bar (a date, no time zone): the XNYS-local
+(America/New_York) date of an intraday bar's start, the UTC date of a daily bar's `ts` (daily bars
+are keyed at 00:00 UTC of their session date). It is derived from `ts` and `interval` by
+`conform_bars` (the value of `marketpipe.calendar.session_dates`), never taken from input, so it
+cannot disagree with `ts`; every bars table stores it so that day-level SQL needs no time zones.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 BAR_KEY: tuple[str, ...] = ("symbol", "interval", "ts")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -13,6 +20,7 @@ BAR_COLUMNS: tuple[str, ...] = (
     "symbol",
     "interval",
     "ts",
+    "session",
     "open",
     "high",
     "low",
@@ -22,12 +30,17 @@ BAR_COLUMNS: tuple[str, ...] = (
     "trades",
     "source",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = ("vwap", "trades")
+DERIVED_COLUMNS: tuple[str, ...] = ("session",)  # computed from ts + interval, never input
+# may be absent from an input frame (nulls, or derived, are filled in)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("vwap", "trades", *DERIVED_COLUMNS)
 TS_DTYPE = "datetime64[us, UTC]"
+SESSION_DTYPE = "date32[day][pyarrow]"  # Arrow date32 (lake, ADBC), SQL DATE (hot store)
+EXCHANGE_TZ = "America/New_York"
 BAR_DTYPES: dict[str, str] = {
     "symbol": "str",
     "interval": "str",
     "ts": TS_DTYPE,
+    "session": SESSION_DTYPE,
     "open": "float64",
     "high": "float64",
     "low": "float64",
@@ -85,6 +98,33 @@ def interval_offset(interval: str) -> pd.Timedelta:
 INTERVAL_OFFSETS: dict[str, pd.Timedelta] = {i: interval_offset(i) for i in STORED_INTERVALS}
 
 
+_DAY_US = 86_400_000_000
+_FIVE_HOURS_US = 5 * 3_600_000_000
+
+
+def session_column(ts: pd.Series, interval: pd.Series | str) -> pd.Series:
+    """The `session` of each bar (`SESSION_DTYPE`), vectorised; equals
+    `marketpipe.calendar.session_dates(ts, interval)` per interval.
+
+    Fast path: a UTC instant at or after 05:00 UTC has the same New York date as its UTC date
+    (New York is 4 or 5 hours behind), so only earlier instants of intraday bars are converted.
+    """
+    us = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("us").asi8
+    nat = us == np.iinfo(np.int64).min
+    day = np.floor_divide(us, _DAY_US)
+    if isinstance(interval, str):
+        intraday = np.full(len(day), interval != "1d")
+    else:
+        intraday = np.asarray(interval != "1d", dtype=bool)
+    early = intraday & ~nat & ((us - day * _DAY_US) < _FIVE_HOURS_US)
+    if early.any():
+        local = pd.DatetimeIndex(us[early].astype("datetime64[us]")).tz_localize("UTC")
+        local = local.tz_convert(EXCHANGE_TZ).tz_localize(None)
+        day[early] = local.as_unit("us").asi8 // _DAY_US
+    values = pa.array(day.astype(np.int32), mask=nat, type=pa.int32()).cast(pa.date32())
+    return pd.Series(values, index=ts.index, dtype=pd.ArrowDtype(pa.date32()))
+
+
 def empty_bars() -> pd.DataFrame:
     """A zero-row frame with the canonical columns and dtypes."""
     return pd.DataFrame({c: pd.Series(dtype=BAR_DTYPES[c]) for c in BAR_COLUMNS})
@@ -93,14 +133,18 @@ def empty_bars() -> pd.DataFrame:
 def conform_bars(df: pd.DataFrame) -> pd.DataFrame:
     """Return `df` with exactly the canonical columns, in order, cast to canonical dtypes.
 
-    Optional columns (`vwap`, `trades`) are added as nulls when absent. Raises `KeyError` naming
-    the first missing required column. Values must already be clean; use the contract for that.
+    Optional columns (`vwap`, `trades`) are added as nulls when absent; `session` is (re)computed
+    from `ts` and `interval`. Raises `KeyError` naming the first missing required column. Values
+    must already be clean; use the contract for that.
     """
     missing = [c for c in BAR_COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise KeyError(f"bars frame lacks column(s) {', '.join(missing)}")
     out = pd.DataFrame(index=df.index)
     for col in BAR_COLUMNS:
+        if col == "session":
+            out[col] = session_column(out["ts"], out["interval"])
+            continue
         if col in df.columns:
             s = df[col]
         else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, INTERVAL_OFFSETS, conform_bars, empty_bars, interval_offset
+from marketpipe.bars import INTERVAL_OFFSETS, conform_bars, empty_bars, interval_offset
 from marketpipe.processing._calendar import schedule, session_dates
 from marketpipe.processing._window import to_us
 
@@ -107,4 +107,4 @@ def resample_bars(bars: pd.DataFrame, to: str) -> pd.DataFrame:
     out = out.reset_index()
     out["ts"] = pd.to_datetime(out["bin"].to_numpy(), unit="us", utc=True)
     out["interval"] = to
-    return conform_bars(out[list(BAR_COLUMNS)])
+    return conform_bars(out)  # canonical columns (session derived from ts)

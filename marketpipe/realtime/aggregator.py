@@ -21,6 +21,7 @@ from marketpipe.bars import (
     QUARANTINE_COLUMNS,
     TS_DTYPE,
     empty_bars,
+    session_column,
 )
 from marketpipe.errors import ConfigError
 from marketpipe.realtime.ticks import Tick
@@ -154,13 +155,15 @@ def rows_to_bars(rows: list[BarRow], interval: str, source: str) -> pd.DataFrame
         return empty_bars()
     cols = list(zip(*rows, strict=True))
     n = len(rows)
+    ts = pd.Series(
+        pd.to_datetime(np.asarray(cols[1], dtype="int64"), unit="ns", utc=True).astype(TS_DTYPE)
+    )
     df = pd.DataFrame(
         {
             "symbol": pd.Series(cols[0], dtype="str"),
             "interval": pd.Series([interval] * n, dtype="str"),
-            "ts": pd.to_datetime(np.asarray(cols[1], dtype="int64"), unit="ns", utc=True).astype(
-                TS_DTYPE
-            ),
+            "ts": ts,
+            "session": session_column(ts, interval),
             "open": np.asarray(cols[2], dtype="float64"),
             "high": np.asarray(cols[3], dtype="float64"),
             "low": np.asarray(cols[4], dtype="float64"),

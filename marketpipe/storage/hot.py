@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from marketpipe.bars import BAR_COLUMNS, BAR_KEY, conform_bars, empty_bars
+from marketpipe.bars import BAR_KEY, conform_bars, empty_bars
 from marketpipe.errors import ContractError
 from marketpipe.storage import hot_tables as t
 from marketpipe.storage.hot_analytics import AnalyticsTables
@@ -20,6 +20,7 @@ from marketpipe.storage.hot_base import HotStoreBase
 from marketpipe.storage.hot_frames import (
     CORPORATE_ACTION_COLUMNS,
     QUARANTINE_COLUMNS,
+    READ_COLUMNS,
     as_symbols,
     bars_frame,
     canonical_bars,
@@ -39,11 +40,11 @@ from marketpipe.symbols import validate_symbol
 # SQLite bulk upsert: one executemany of this fixed, parametrised statement (timestamps are
 # pre-converted to epoch µs, skipping per-value type processing). Identical rows are not rewritten.
 _SQLITE_UPSERT_BARS = """
-INSERT INTO bars (symbol, interval, ts, open, high, low, close, volume, vwap, trades, source,
-                  ingested_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO bars (symbol, interval, ts, session, open, high, low, close, volume, vwap, trades,
+                  source, ingested_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol, interval, ts) DO UPDATE SET
-    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    session = excluded.session, open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades,
     source = excluded.source, ingested_at = excluded.ingested_at
 WHERE bars.open IS NOT excluded.open OR bars.high IS NOT excluded.high
@@ -117,7 +118,8 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         end: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """Canonical bars in [start, end), sorted by symbol then ts."""
-        cols = [self._raw_ts() if c == "ts" else t.bars.c[c] for c in BAR_COLUMNS]
+        # `session` is derived from ts (conform_bars recomputes it): not fetched, no per-row parsing
+        cols = [self._raw_ts() if c == "ts" else t.bars.c[c] for c in READ_COLUMNS]
         stmt = (
             sa.select(*cols)
             .where(*self._bar_filter(symbols, interval, start, end))

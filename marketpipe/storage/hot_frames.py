@@ -9,10 +9,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from marketpipe.bars import (
     BAR_COLUMNS,
     BAR_DTYPES,
+    DERIVED_COLUMNS,
     QUARANTINE_COLUMNS,
     TS_DTYPE,
     conform_bars,
@@ -21,6 +23,8 @@ from marketpipe.bars import (
 from marketpipe.errors import ContractError
 
 CORPORATE_ACTION_COLUMNS: tuple[str, ...] = ("symbol", "ex_date", "kind", "value", "source")
+# bar columns a read fetches: the derived `session` is recomputed from ts by conform_bars
+READ_COLUMNS: tuple[str, ...] = tuple(c for c in BAR_COLUMNS if c not in DERIVED_COLUMNS)
 
 
 def utc_now() -> dt.datetime:
@@ -131,23 +135,34 @@ def nullable_list(s: pd.Series) -> list:
     return s.astype(object).where(s.notna(), None).tolist()
 
 
+def iso_dates(s: pd.Series) -> list:
+    """A date column as ISO `YYYY-MM-DD` strings (SQLite's DATE format), nulls as None."""
+    return pa.array(s.array).cast(pa.string()).to_pylist()
+
+
 def sqlite_bar_rows(bars: pd.DataFrame, ingested_at: int) -> list[tuple]:
-    """Parameter tuples in `BAR_COLUMNS` + ingested_at order, timestamps as epoch µs."""
+    """Parameter tuples in `BAR_COLUMNS` + ingested_at order, timestamps as epoch µs, the
+    session date as ISO text."""
     columns = [
-        epoch_us(bars[c]).tolist() if c == "ts" else nullable_list(bars[c]) for c in BAR_COLUMNS
+        epoch_us(bars[c]).tolist()
+        if c == "ts"
+        else iso_dates(bars[c])
+        if c == "session"
+        else nullable_list(bars[c])
+        for c in BAR_COLUMNS
     ]
     columns.append([ingested_at] * len(bars))
     return list(zip(*columns, strict=True))
 
 
 def bars_frame(rows: Sequence[Sequence], ts_epoch_us: bool) -> pd.DataFrame:
-    """A canonical bars frame from result rows in `BAR_COLUMNS` order.
+    """A canonical bars frame from result rows in `READ_COLUMNS` order.
 
     `ts_epoch_us`: the ts column holds SQLite's integer microseconds instead of datetimes.
     """
     if not rows:
         return empty_bars()
-    data = dict(zip(BAR_COLUMNS, zip(*rows, strict=True), strict=True))
+    data = dict(zip(READ_COLUMNS, zip(*rows, strict=True), strict=True))
     data["ts"] = from_epoch_us(data["ts"]) if ts_epoch_us else utc_column(data["ts"])
     data["trades"] = pd.array(list(data["trades"]), dtype="Int64")
     return conform_bars(

@@ -76,6 +76,7 @@ bars = sa.Table(
     sa.Column("symbol", sa.Text, primary_key=True),
     sa.Column("interval", sa.Text, primary_key=True),
     sa.Column("ts", UtcDateTime, primary_key=True),
+    sa.Column("session", sa.Date),  # exchange session date (migration 0002), see marketpipe.bars
     sa.Column("open", sa.Float, nullable=False),
     sa.Column("high", sa.Float, nullable=False),
     sa.Column("low", sa.Float, nullable=False),

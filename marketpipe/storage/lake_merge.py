@@ -11,9 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, conform_bars
+from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, DERIVED_COLUMNS, conform_bars
 
-VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "ts")
+# `session` is derived from ts (conform_bars computes it on read; the lake files do not hold it yet)
+VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c != "ts" and c not in DERIVED_COLUMNS)
 
 
 def ts_int(table: pa.Table) -> np.ndarray:
@@ -152,8 +153,9 @@ def is_canonical(df: pd.DataFrame) -> bool:
 def to_bars_frame(table: pa.Table) -> pd.DataFrame:
     """Canonical frame from a file-schema table (direct Arrow conversion; conform_bars is the
     fallback should a pandas/pyarrow pairing ever map a type differently)."""
-    df = table.select(list(BAR_COLUMNS)).to_pandas(types_mapper=_INT64_AS_NULLABLE.get)
-    if any(df[c].dtype != t for c, t in _CANONICAL_DTYPES.items()):
+    cols = [c for c in BAR_COLUMNS if c in table.column_names]
+    df = table.select(cols).to_pandas(types_mapper=_INT64_AS_NULLABLE.get)
+    if len(cols) < len(BAR_COLUMNS) or any(df[c].dtype != _CANONICAL_DTYPES[c] for c in cols):
         return conform_bars(df)
     return df
 

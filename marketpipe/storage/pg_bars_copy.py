@@ -31,12 +31,13 @@ _OVERLAP_SQL = (
 )
 _CREATE_STAGE_SQL = "CREATE TEMP TABLE bars_stage (LIKE bars INCLUDING DEFAULTS) ON COMMIT DROP"
 _MERGE_STAGE_SQL = """
-INSERT INTO bars AS b (symbol, interval, ts, open, high, low, close, volume, vwap, trades,
-                       source, ingested_at)
-SELECT symbol, interval, ts, open, high, low, close, volume, vwap, trades, source, ingested_at
+INSERT INTO bars AS b (symbol, interval, ts, session, open, high, low, close, volume, vwap,
+                       trades, source, ingested_at)
+SELECT symbol, interval, ts, session, open, high, low, close, volume, vwap, trades, source,
+       ingested_at
 FROM bars_stage
 ON CONFLICT (symbol, interval, ts) DO UPDATE SET
-    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    session = EXCLUDED.session, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
     volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trades = EXCLUDED.trades,
     source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
 WHERE (b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trades, b.source)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS
+from marketpipe.bars import BAR_COLUMNS, conform_bars
 from marketpipe.realtime import BoundedTickQueue, SourceEnd, Tick
 
 
@@ -56,6 +56,7 @@ def expected_bars(ticks: pd.DataFrame, window: str, interval: str, source: str) 
     out["source"] = source
     out["trades"] = out["trades"].astype("Int64")
     out["ts"] = out["ts"].astype("datetime64[us, UTC]")
+    out = conform_bars(out)  # adds the derived `session` column
     return out[list(BAR_COLUMNS)].sort_values(["symbol", "ts"]).reset_index(drop=True)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketpipe.bars import conform_bars
 from marketpipe.storage.hot import SqlHotStore
 
 
@@ -51,7 +52,7 @@ def make_bars(
     vwap = c.copy()
     if n > 1:
         vwap[1] = np.nan
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "symbol": symbol,
             "interval": interval,
@@ -66,6 +67,7 @@ def make_bars(
             "source": "synthetic",
         }
     )
+    return conform_bars(frame)  # canonical: the derived `session` column included
 
 
 @pytest.fixture
