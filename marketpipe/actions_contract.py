@@ -10,10 +10,11 @@ Reason codes:
 - `missing_value`: symbol, ex_date, kind or value is empty.
 - `not_numeric`: value is not a number. `bad_ex_date`: ex_date is not a date.
 - `bad_symbol`: the symbol fails `marketpipe.symbols.is_valid_symbol`.
-- `bad_kind`: kind is neither `split` nor `dividend`.
+- `bad_kind`: kind is not one of `marketpipe.action_kinds` (`split`, `dividend`,
+  `special_dividend`, or a stored-only `dividend_<type>`).
 - `split_ratio_invalid`: a split's ratio (shares after / shares before) is not finite and > 0; a
   vendor's `split_to` of 0 would make adjusted prices infinite, a negative one flips their sign.
-- `dividend_invalid`: a cash dividend is not finite and >= 0.
+- `dividend_invalid`: a cash dividend (any kind but `split`) is not finite and >= 0.
 - `not_a_session`: the ex-date is not an XNYS session (dates the calendar does not cover,
   before 1990 or beyond about a year ahead, are not judged).
 """
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from marketpipe.action_kinds import ADJUSTING_KINDS, is_cash_kind, is_known_kind
 from marketpipe.calendar import bar_start_flags
 from marketpipe.errors import ContractError
 from marketpipe.quarantine import quarantine_rows
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 ACTION_COLUMNS: tuple[str, ...] = ("symbol", "ex_date", "kind", "value", "source")
-KINDS: tuple[str, ...] = ("split", "dividend")
+KINDS: tuple[str, ...] = (*ADJUSTING_KINDS, "dividend_<type>")
 PARSE_CODES: tuple[str, ...] = ("missing_value", "not_numeric", "bad_ex_date")
 RULE_CODES: tuple[str, ...] = (
     "bad_symbol",
@@ -78,7 +80,12 @@ def check_bad_symbol(df: pd.DataFrame) -> pd.Series:
 
 
 def check_bad_kind(df: pd.DataFrame) -> pd.Series:
-    return pd.Series(df["kind"].isna().to_numpy() | df["kind"].isin(KINDS).to_numpy(), df.index)
+    known = np.fromiter((is_known_kind(k) for k in df["kind"].unique()), dtype=bool)
+    ok = dict(zip(df["kind"].unique(), known, strict=True))
+    return pd.Series(
+        df["kind"].isna().to_numpy() | df["kind"].map(ok).fillna(False).to_numpy(dtype=bool),
+        df.index,
+    )
 
 
 def check_split_ratio_invalid(df: pd.DataFrame) -> pd.Series:
@@ -89,7 +96,8 @@ def check_split_ratio_invalid(df: pd.DataFrame) -> pd.Series:
 
 def check_dividend_invalid(df: pd.DataFrame) -> pd.Series:
     v = df["value"].to_numpy(dtype="float64", na_value=np.nan)
-    bad = _is_kind(df, "dividend") & ~np.isnan(v) & ~(np.isfinite(v) & (v >= 0))
+    cash = np.fromiter((is_cash_kind(k) for k in df["kind"]), dtype=bool, count=len(df))
+    bad = cash & ~np.isnan(v) & ~(np.isfinite(v) & (v >= 0))
     return pd.Series(~bad, index=df.index)
 
 

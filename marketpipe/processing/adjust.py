@@ -31,12 +31,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from marketpipe.action_kinds import ADJUSTING_KINDS, STORED_ONLY_PREFIX
 from marketpipe.processing._calendar import _xnys, session_dates
 
 PRICE_ADJUSTED: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
-ADJUSTING_KINDS: tuple[str, ...] = ("split", "dividend", "special_dividend")
-CASH_KINDS: tuple[str, ...] = ("dividend", "special_dividend")
-NON_ADJUSTING_PREFIX = "dividend_"  # stored, never applied (e.g. capital-gain distributions)
+NON_ADJUSTING_PREFIX = STORED_ONLY_PREFIX  # stored, never applied (e.g. capital-gain distributions)
 FACTOR_COLUMNS: tuple[str, ...] = (
     "symbol",
     "interval",

@@ -19,8 +19,9 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from marketpipe.action_kinds import CASH_KINDS
 from marketpipe.calendar import CALENDAR_START, sessions
-from marketpipe.processing.adjust import CASH_KINDS, previous_sessions
+from marketpipe.processing.adjust import previous_sessions
 
 ReadFn = Callable[[list[str], date, date], pd.DataFrame]  # (symbols, start, end) -> bars
 _FLOOR = date.fromisoformat(CALENDAR_START)

@@ -370,6 +370,11 @@ def test_dividend_types_regular_and_special_adjust_others_stored_only(polygon_se
         {"ex_date": date(2024, 6, 3), "kind": "dividend_lt", "value": 0.3},
         {"ex_date": date(2024, 9, 3), "kind": "dividend", "value": 0.2},
     ]
+    # the corporate-actions contract stores every kind (none is quarantined as bad_kind)
+    from marketpipe.actions_contract import validate_corporate_actions
+
+    valid, quarantine = validate_corporate_actions(ca, pd.Timestamp("2025-01-02", tz="UTC"))
+    assert len(valid) == 4 and quarantine.empty
 
 
 def test_fetch_with_actions_asks_for_every_action_from_the_start_on(polygon_server):
