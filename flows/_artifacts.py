@@ -19,11 +19,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from marketpipe.coverage import STATES, coverage_states, window_coverage
 from marketpipe.status import json_safe
 
 log = logging.getLogger(__name__)
 
-STATES = ("present", "partial", "quarantined", "missing")
 COLORS = {
     "present": "#2e7d32",
     "partial": "#f9a825",
@@ -138,13 +138,6 @@ class RunProgress:
 
 
 # ---------------------------------------------------------------- coverage
-def _session_of(ts: pd.Series | pd.DatetimeIndex, interval: str) -> pd.Index:
-    idx = pd.DatetimeIndex(ts)
-    if interval == "1d":
-        return pd.Index(idx.tz_convert("UTC").date)
-    return pd.Index(idx.tz_convert("America/New_York").date)
-
-
 def coverage_matrix(
     bars: pd.DataFrame,
     quarantine: pd.DataFrame | None,
@@ -154,50 +147,10 @@ def coverage_matrix(
     end: date,
     now: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """symbols × sessions of `present | partial | quarantined | missing`.
-
-    A session is *present* when every expected bar (`expected_bar_starts`) is stored, *partial*
-    when some are, *quarantined* when bars are missing and rows for it sit in quarantine, and
-    *missing* otherwise. Only bars complete by `now` are expected.
-    """
-    from marketpipe.calendar import expected_bar_starts
-
+    """symbols × sessions of `present | partial | quarantined | missing` (`marketpipe.coverage`)."""
     symbols = list(dict.fromkeys(symbols))
-    expected = expected_bar_starts(interval, start, end, now=now)
-    sessions = pd.Index(sorted(set(_session_of(expected, interval))))
-    per_session = pd.Series(1, index=_session_of(expected, interval)).groupby(level=0).sum()
-    matrix = pd.DataFrame("missing", index=pd.Index(symbols, name="symbol"), columns=sessions)
-    if len(sessions) == 0:
-        return matrix
-    want = set(pd.DatetimeIndex(expected).asi8)
-
-    def counts(frame: pd.DataFrame | None, only_expected: bool) -> pd.Series:
-        if frame is None or len(frame) == 0:
-            return pd.Series(dtype="int64")
-        f = frame[frame["symbol"].astype(str).isin(symbols)]
-        ts = pd.to_datetime(f["ts"], utc=True, errors="coerce")
-        ok = ts.notna()
-        f, ts = f[ok], ts[ok]
-        if only_expected:
-            keep = pd.DatetimeIndex(ts).as_unit("us").asi8
-            mask = pd.Series([v in want for v in keep], index=f.index)
-            f, ts = f[mask], ts[mask]
-        if len(f) == 0:
-            return pd.Series(dtype="int64")
-        key = pd.MultiIndex.from_arrays(
-            [f["symbol"].astype(str).to_numpy(), _session_of(ts, interval)]
-        )
-        return pd.Series(1, index=key).groupby(level=[0, 1]).sum()
-
-    have = counts(bars.drop_duplicates(["symbol", "ts"]) if len(bars) else bars, True)
-    quar = counts(quarantine, False)
-    for (sym, sess), n in have.items():
-        if sess in matrix.columns:
-            matrix.loc[sym, sess] = "present" if n >= per_session.get(sess, 1) else "partial"
-    for (sym, sess), _n in quar.items():
-        if sess in matrix.columns and matrix.loc[sym, sess] != "present":
-            matrix.loc[sym, sess] = "quarantined"
-    return matrix
+    frame = window_coverage(bars, quarantine, symbols, interval, start, end, now=now)
+    return coverage_states(frame, symbols)
 
 
 def coverage_summary(matrix: pd.DataFrame) -> list[dict]:

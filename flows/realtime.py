@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from flows._run import current_flow_run_id, job_run, publish_table
-from marketpipe.calendar import is_session, session_bounds
+from marketpipe.calendar import exchange_date, is_session, session_bounds
 from marketpipe.errors import ConfigError
 from marketpipe.realtime.rest import polygon_rest, synthetic_rest
 from marketpipe.realtime.session import RealtimeSession, install_sigterm
@@ -134,7 +134,7 @@ def realtime_session(
 
 def _session_close() -> tuple[pd.Timestamp | None, str]:
     """Today's XNYS close, or (None, why) when there is no session left to stream today."""
-    today = pd.Timestamp.now(tz="America/New_York").date()
+    today = exchange_date()
     if not is_session(today):
         return None, f"{today} is not an XNYS session (pass duration_s to stream anyway)"
     close = pd.Timestamp(session_bounds(today)[1])

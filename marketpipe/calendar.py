@@ -42,20 +42,33 @@ from marketpipe.errors import ConfigError
 
 __all__ = [
     "CALENDAR_START",
+    "EXCHANGE_TZ",
     "bar_schedule",
     "bar_start_flags",
+    "bars_in_span",
+    "bars_per_regular_session",
+    "daily_bar_start",
+    "exchange_date",
     "expected_bar_starts",
+    "expected_per_session",
     "get_calendar",
     "interval_step",
     "is_session",
     "last_closed_session",
     "session_bounds",
+    "session_date",
     "session_dates",
+    "session_labels",
+    "session_schedule",
     "sessions",
 ]
 
 # exchange_calendars' default covers only the last 20 years; long backfills need more.
 CALENDAR_START = "1990-01-01"
+
+# XNYS's zone (`get_calendar().tz`), as a constant for code that needs it without building the
+# calendar; tests/test_calendar.py checks the two agree.
+EXCHANGE_TZ = "America/New_York"
 
 DateLike = date | datetime | pd.Timestamp | str
 
@@ -279,3 +292,78 @@ def bar_start_flags(
         aligned = ~inside | (known & ((us - open_us) % step == 0))
         in_session = ~inside | known
     return in_session | nat, aligned | nat
+
+
+def session_labels(ts: pd.Series, interval: str | pd.Series, exchange: str = "XNYS") -> pd.Series:
+    """`session_dates` as a Series of tz-naive midnights (`datetime64[ns]`) aligned with `ts`.
+
+    `interval` may be one interval or a Series of them (one per bar, e.g. a multi-interval frame).
+    """
+    if isinstance(interval, str):
+        days = session_dates(ts, interval, exchange)
+    else:
+        daily = (interval == "1d").to_numpy()
+        days = np.where(daily, session_dates(ts, "1d", exchange), session_dates(ts, "1m", exchange))
+    return pd.Series(days.astype("datetime64[ns]"), index=ts.index)
+
+
+def session_date(ts: pd.Timestamp | datetime, interval: str, exchange: str = "XNYS") -> date:
+    """The session date one bar start belongs to (scalar form of `session_dates`)."""
+    return session_dates(pd.DatetimeIndex([pd.Timestamp(ts)]), interval, exchange)[0].item()
+
+
+def exchange_date(now: pd.Timestamp | datetime | None = None, exchange: str = "XNYS") -> date:
+    """The exchange-local calendar date of an instant (default: wall clock; naive = UTC)."""
+    ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert(get_calendar(exchange).tz).date()
+
+
+def daily_bar_start(ts_utc: pd.Series, exchange: str = "XNYS") -> pd.Series:
+    """The daily-bar key of vendor instants: their exchange-local date at 00:00 UTC."""
+    local = ts_utc.dt.tz_convert(get_calendar(exchange).tz).dt.tz_localize(None).dt.normalize()
+    return local.dt.tz_localize("UTC").astype(TS_DTYPE)
+
+
+def session_schedule(start: DateLike, end: DateLike, exchange: str = "XNYS") -> pd.DataFrame:
+    """Sessions in `[start, end]` (dates, inclusive): index tz-naive session labels, columns
+    `open`, `close` (UTC). Empty (same columns) when there are none."""
+    cal = get_calendar(exchange)
+    labels = sessions(start, end, exchange)
+    return pd.DataFrame(
+        {"open": cal.opens.reindex(labels), "close": cal.closes.reindex(labels)}, index=labels
+    )
+
+
+def expected_per_session(
+    interval: str,
+    start: DateLike,
+    end: DateLike,
+    exchange: str = "XNYS",
+    now: pd.Timestamp | datetime | None = None,
+) -> pd.Series:
+    """Expected bars per session in `[start, end]`: int64 indexed by tz-naive session label,
+    one entry per session (0 when `now` precedes its first complete bar)."""
+    schedule = bar_schedule(interval, start, end, exchange)
+    labels = sessions(start, end, exchange)
+    if now is not None:
+        schedule = schedule[schedule["end"] <= _now_utc(now)]
+    counts = schedule.groupby("session").size()
+    return counts.reindex(labels, fill_value=0).astype("int64")
+
+
+def bars_in_span(interval: str, minutes: float) -> int:
+    """Bars of `interval` that a span of `minutes` holds (a short last bar counts); `1d`: 1."""
+    if interval == "1d":
+        return 1
+    step = INTERVAL_OFFSETS[interval].total_seconds() / 60
+    return int(-(-minutes // step))
+
+
+@lru_cache(maxsize=32)
+def bars_per_regular_session(interval: str, exchange: str = "XNYS") -> int:
+    """Bars in a full (not early-close) session: 390 for `1m`, 7 for `1h` (a short last bar)."""
+    cal = get_calendar(exchange)
+    lengths = (cal.closes - cal.opens).dt.total_seconds() / 60
+    return bars_in_span(interval, float(lengths.mode().iloc[0]))

@@ -8,15 +8,16 @@ from datetime import date, timedelta
 import pandas as pd
 
 from marketpipe import ingest
-from marketpipe.backfill import (
-    BARS_PER_SESSION,
-    BackfillPlan,
-    Chunk,
-    plan_backfill,
-    request_profile,
+from marketpipe.backfill import BackfillPlan, Chunk, plan_backfill, request_profile
+from marketpipe.calendar import (
+    bars_per_regular_session,
+    expected_bar_starts,
+    last_closed_session,
+    session_date,
+    sessions,
 )
-from marketpipe.calendar import expected_bar_starts, last_closed_session
-from marketpipe.gaps import find_gaps, repair_windows, session_date
+from marketpipe.coverage import completeness_rows, window_coverage
+from marketpipe.gaps import find_gaps, repair_windows
 from marketpipe.providers import fetch_from
 from marketpipe.providers.base import BarsQuery
 from marketpipe.storage import Stores
@@ -45,8 +46,8 @@ def build_plan(
         expected = expected_bar_starts(interval, start, end, now=now)
         cap = max(len(expected), 1)
         if profile.max_bars_per_request:  # in regular-hours bars (what `expected` counts)
-            raw = (profile.raw_bars_per_session or BARS_PER_SESSION)[interval]
-            cap = max(1, profile.max_bars_per_request * BARS_PER_SESSION[interval] // raw)
+            raw = profile.raw_bars_per_session(interval)
+            cap = max(1, profile.max_bars_per_request * bars_per_regular_session(interval) // raw)
         windows = {s: repair_windows(g, cap, expected) for s, g in gaps.items()}
     plan = plan_backfill(source, symbols, start, end, interval, profile, windows=windows)
     plan.done = stores.hot.done_chunks(plan.job_key)
@@ -87,9 +88,9 @@ def incremental_start(
     back = OVERLAP_SESSIONS.get(interval, 0)
     if back == 0:
         return last
-    expected = expected_bar_starts("1d", last - timedelta(days=back * 3 + 7), last)
-    if len(expected) > back:
-        return expected[-1 - back].date()
+    recent = sessions(last - timedelta(days=back * 3 + 7), last)
+    if len(recent) > back:
+        return recent[-1 - back].date()
     return last - timedelta(days=back)
 
 
@@ -110,27 +111,10 @@ def completeness(
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     if bars is None:
         bars = read_bars(stores, symbols, start, end + timedelta(days=1), interval)
-    expected = expected_bar_starts(interval, start, end, now=now)
-    last_closed = last_closed_session(now)
-    rows = []
-    for sym in symbols:
-        ts = (
-            bars.loc[bars["symbol"] == sym, "ts"] if not bars.empty else pd.Series([], dtype=object)
-        )
-        present = int(pd.DatetimeIndex(ts).isin(expected).sum()) if len(ts) else 0
-        last = pd.Timestamp(ts.max()) if len(ts) else None
-        last_session = session_date(last, interval) if last is not None else None
-        rows.append(
-            {
-                "symbol": sym,
-                "interval": interval,
-                "expected": int(len(expected)),
-                "present": present,
-                "missing": int(len(expected)) - present,
-                "quarantined": int(stores.hot.count_quarantine(symbols=[sym], interval=interval)),
-                "last_bar": last.isoformat() if last is not None else None,
-                "last_closed_session": str(last_closed),
-                "fresh": bool(last_session is not None and last_session >= last_closed),
-            }
-        )
-    return rows
+    coverage = window_coverage(bars, None, symbols, interval, start, end, now=now)
+    newest = bars.groupby("symbol")["ts"].max() if len(bars) else pd.Series(dtype=object)
+    last_bars = {s: pd.Timestamp(newest[s]) if s in newest.index else None for s in symbols}
+    quarantined = {
+        s: int(stores.hot.count_quarantine(symbols=[s], interval=interval)) for s in symbols
+    }
+    return completeness_rows(coverage, last_bars, quarantined, interval, last_closed_session(now))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketpipe.processing._calendar import session_dates
+from marketpipe.calendar import session_labels as session_dates
 
 PRICE_ADJUSTED: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
 FACTOR_COLUMNS: tuple[str, ...] = (
