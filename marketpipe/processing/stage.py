@@ -21,7 +21,7 @@ import pandas as pd
 import pandera.errors as pa_errors
 
 from marketpipe.errors import ContractError
-from marketpipe.processing.adjust import adjust_bars
+from marketpipe.processing.adjusted_read import adjust_stored
 from marketpipe.processing.clean import clean_bars
 from marketpipe.processing.contract import validate_features
 from marketpipe.processing.features import compute_features
@@ -160,7 +160,8 @@ def _process_group(
     report.duplicates_removed = cleaned.duplicates_removed
     report.flagged = int((cleaned.bars["outlier_flags"] != "").sum())
     actions = stores.hot.read_corporate_actions(symbols)
-    adjusted = adjust_bars(cleaned.bars, actions) if not actions.empty else cleaned.bars
+    # the same adjustment `read --adjusted` applies (factors see bars after the window too)
+    adjusted = adjust_stored(stores, cleaned.bars, actions, symbols, interval, _utc(hi))
     features = validate_features(compute_features(adjusted))
     plan = plan_writes(features, now, hot_days)
     report.features_hot = stores.hot.upsert_features(plan.hot)
@@ -180,6 +181,10 @@ def _process_group(
     report.quality_rows = stores.hot.upsert_quality(scores)
     report.quality = _quality_summary(scores)
     return report
+
+
+def _utc(day: date) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
 
 
 def _store_resampled(stores: Stores, raw: pd.DataFrame, target: str, now, hot_days: int) -> int:
