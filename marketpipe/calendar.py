@@ -51,6 +51,8 @@ __all__ = [
     "exchange_date",
     "expected_bar_starts",
     "expected_per_session",
+    "overlaps_regular_hours",
+    "regular_session_minutes",
     "get_calendar",
     "interval_step",
     "is_session",
@@ -364,6 +366,28 @@ def bars_in_span(interval: str, minutes: float) -> int:
 @lru_cache(maxsize=32)
 def bars_per_regular_session(interval: str, exchange: str = "XNYS") -> int:
     """Bars in a full (not early-close) session: 390 for `1m`, 7 for `1h` (a short last bar)."""
+    return bars_in_span(interval, regular_session_minutes(exchange))
+
+
+@lru_cache(maxsize=8)
+def regular_session_minutes(exchange: str = "XNYS") -> float:
+    """Length of a full (not early-close) session in minutes: 390 for XNYS."""
     cal = get_calendar(exchange)
-    lengths = (cal.closes - cal.opens).dt.total_seconds() / 60
-    return bars_in_span(interval, float(lengths.mode().iloc[0]))
+    return float(((cal.closes - cal.opens).dt.total_seconds() / 60).mode().iloc[0])
+
+
+def overlaps_regular_hours(ts: pd.Series, interval: str, exchange: str = "XNYS") -> np.ndarray:
+    """Per intraday bar start: does `[start, start + interval)` overlap its session's
+    `[open, close)`? (False on non-session days; daily bars: always True.)"""
+    if interval == "1d":
+        return np.ones(len(ts), dtype=bool)
+    labels = session_labels(ts, interval, exchange)
+    sched = session_schedule(labels.min(), labels.max(), exchange) if len(ts) else None
+    if sched is None or sched.empty:
+        return np.zeros(len(ts), dtype=bool)
+    opens = pd.DatetimeIndex(sched["open"].reindex(labels.to_numpy()))
+    closes = pd.DatetimeIndex(sched["close"].reindex(labels.to_numpy()))
+    start = pd.DatetimeIndex(ts).tz_convert("UTC")
+    end = start + INTERVAL_OFFSETS[interval]
+    inside = (start < closes) & (end > opens)
+    return np.asarray(inside, dtype=bool) & opens.notna()

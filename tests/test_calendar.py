@@ -170,3 +170,23 @@ def test_session_membership_for_mixed_intervals():
     assert session_date(ts[1], "1m") == date(2024, 7, 3)
     assert session_date(ts[1], "1d") == date(2024, 7, 4)
     assert exchange_date(ts[1]) == date(2024, 7, 3)
+
+
+def test_overlaps_regular_hours_honours_early_closes():
+    from marketpipe.calendar import overlaps_regular_hours
+
+    # 2024-11-29 closes at 13:00 ET: the 12:59 bar is in, 13:00 and 16:00 bars are post-market
+    local = ["09:29", "09:30", "12:59", "13:00", "16:00"]
+    ts = pd.Series(
+        pd.to_datetime([f"2024-11-29 {t}" for t in local]).tz_localize("America/New_York")
+    )
+    assert overlaps_regular_hours(ts.dt.tz_convert("UTC"), "1m").tolist() == [
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+    # a 5m bar starting 09:26 ends 09:31: it overlaps the open
+    first = pd.Series([pd.Timestamp("2024-11-27 09:26", tz="America/New_York")])
+    assert overlaps_regular_hours(first, "5m").tolist() == [True]

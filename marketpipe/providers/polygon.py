@@ -29,7 +29,7 @@ import pandas as pd
 import urllib3
 from pydantic import SecretStr
 
-from marketpipe.bars import INTERVAL_OFFSETS
+from marketpipe.calendar import overlaps_regular_hours
 from marketpipe.errors import (
     ConfigError,
     FatalError,
@@ -255,10 +255,7 @@ class PolygonProvider(BaseProvider):
         """Intraday: keep bars overlapping 09:30–16:00 ET (as Yahoo's prepost=False) unless extended."""
         if self.extended_hours or bars.empty or bars["interval"].iloc[0] == "1d":
             return bars
-        step = INTERVAL_OFFSETS[str(bars["interval"].iloc[0])]
-        local = bars["ts"].dt.tz_convert(EXCHANGE_TZ)
-        minute = local.dt.hour * 60 + local.dt.minute
-        keep = (minute + step.total_seconds() / 60 > 9 * 60 + 30) & (minute < 16 * 60)
+        keep = overlaps_regular_hours(bars["ts"], str(bars["interval"].iloc[0]))
         return bars[keep].reset_index(drop=True)
 
     @staticmethod
