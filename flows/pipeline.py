@@ -6,11 +6,11 @@ from datetime import date
 
 from prefect import flow
 
-from flows._runners import task_runner_from_env
 from flows.historical import historical
 from flows.ingestion import ingestion
 from flows.processing import processing
 from flows.realtime import realtime_session
+from flows.task_runner import task_runner_from_env
 from marketpipe.errors import ConfigError
 from marketpipe.status import non_session_reason
 

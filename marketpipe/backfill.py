@@ -41,28 +41,13 @@ class RequestProfile:
 
 
 def request_profile(source: str, interval: str, settings=None) -> RequestProfile:
-    """The planning profile for a source (adapters own the real limits; this mirrors them)."""
-    if source == "polygon":
-        rate = settings.rate_limit("polygon") if settings else (5, 60.0)
-        # the pipeline asks Polygon for splits and dividends too: 2 reference requests per symbol
-        return RequestProfile(
-            max_bars_per_request=50_000,
-            rate=rate,
-            request_seconds=0.3,
-            extra_requests_per_symbol=2,
-            raw_minutes_per_session=POLYGON_EXTENDED_MINUTES,
-        )
-    if source == "yahoo":
-        days = {"1m": 7, "5m": 59, "15m": 59, "1h": 729, "1d": None}[interval]
-        rate = settings.rate_limit("yahoo") if settings else (60, 60.0)
-        # +1: the adapter looks up later splits once per symbol to undo Yahoo's split adjustment
-        return RequestProfile(
-            max_bars_per_request=None,
-            max_days_per_request=days,
-            rate=rate,
-            extra_requests_per_symbol=1,
-        )
-    return RequestProfile(max_bars_per_request=None, symbols_per_request=50, symbols_per_chunk=50)
+    """The planning profile of a source, from its registry record (adapters own the real limits;
+    the record mirrors them) and the configured rate."""
+    from marketpipe.providers.registry import record
+
+    rec = record(source)
+    rate = settings.rate_limit(source) if settings is not None and rec.network else None
+    return rec.request_profile(interval, rate)
 
 
 @dataclass(frozen=True)

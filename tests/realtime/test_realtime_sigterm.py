@@ -68,7 +68,9 @@ def test_ctrl_c_flushes_then_reraises():
     import threading
     from datetime import timedelta
 
-    from marketpipe.realtime import MemorySink, RealtimeSession
+    from rt_support import MemorySink
+
+    from marketpipe.realtime import RealtimeSession
 
     source = SyntheticTickSource(["AAPL"], 2_000, seed=8)
     sink = MemorySink()
