@@ -151,6 +151,21 @@ def coverage_states(coverage: pd.DataFrame, symbols: Iterable[str] | None = None
     return wide.fillna("missing").rename_axis(index="symbol", columns=None)
 
 
+def coverage_matrix(
+    bars: pd.DataFrame,
+    quarantine: pd.DataFrame | None,
+    symbols: Iterable[str],
+    interval: str,
+    start: dt.date,
+    end: dt.date,
+    now: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """`coverage_states` of `window_coverage`: the coverage picture's cells."""
+    symbols = list(dict.fromkeys(symbols))
+    frame = window_coverage(bars, quarantine, symbols, interval, start, end, now=now)
+    return coverage_states(frame, symbols)
+
+
 # ---------------------------------------------------------------- stored series
 def series_coverage(
     bars: pd.DataFrame, sessions_: list[dt.date] | None, now: pd.Timestamp
