@@ -42,6 +42,7 @@ def realtime_session(
     batch_size: int = 5_000,
     flush_ms: float = 250.0,
     max_reconnects: int = 5,
+    tick_limit: int | None = None,
 ) -> dict:
     """One streaming session; returns ticks/s, drops, late ticks and flush latency p50/p99."""
     check_mode(mode)
@@ -55,7 +56,9 @@ def realtime_session(
             if until is None:  # scheduled on a holiday or after the close: nothing to stream
                 logger.info("skipping: %s", reason)
                 return {"skipped": reason}
-        src, rest = tick_source(source, syms, run.settings, window, ticks_per_sec, seed, mode)
+        src, rest = tick_source(
+            source, syms, run.settings, window, ticks_per_sec, seed, mode, tick_limit
+        )
         params = {"mode": mode, "source": source, "symbols": syms, "duration_s": duration_s}
         total_s = duration_s or (until - pd.Timestamp.now(tz="UTC")).total_seconds()
         with run.job(params | {"bar_window_s": bar_window_s}) as counts:

@@ -66,10 +66,12 @@ def tick_source(
     ticks_per_sec: float,
     seed: int,
     mode: str,
+    tick_limit: int | None = None,
 ) -> tuple[object, RestBackfill | None]:
-    """(tick source, REST backfill for hybrid mode or None) for a source name."""
+    """(tick source, REST backfill for hybrid mode or None) for a source name; `tick_limit` ends
+    a synthetic stream after that many ticks (the session then ends `source_exhausted`)."""
     if name == "synthetic":
-        src = SyntheticTickSource(symbols, ticks_per_sec, seed)
+        src = SyntheticTickSource(symbols, ticks_per_sec, seed, limit=tick_limit)
         return src, (synthetic_rest(src, window) if mode == "hybrid" else None)
     if name == "polygon":
         if settings.polygon_api_key is None:
