@@ -14,10 +14,6 @@ from datetime import date, datetime
 from marketpipe.calendar import bars_in_span, bars_per_regular_session
 from marketpipe.calendar import sessions as xnys_sessions
 
-# Polygon's intraday aggregates include pre- and post-market (04:00-20:00 ET, 16 h); they count
-# against the 50k-bar page even though the adapter keeps regular hours only.
-POLYGON_EXTENDED_MINUTES = 16 * 60
-
 
 @dataclass(frozen=True)
 class RequestProfile:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # imported lazily: settings reads this module and must stay l
     from marketpipe.backfill import RequestProfile
 
 Rate = tuple[int, float]
+# Polygon's intraday aggregates include pre- and post-market (04:00-20:00 ET, 16 h); they count
+# against the 50k-bar page even though the adapter keeps regular hours only.
+POLYGON_EXTENDED_MINUTES = 16 * 60
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class ProviderRecord:
 
 
 def _polygon_profile(interval: str, rate: Rate | None) -> RequestProfile:
-    from marketpipe.backfill import POLYGON_EXTENDED_MINUTES, RequestProfile
+    from marketpipe.backfill import RequestProfile
 
     # the pipeline asks Polygon for splits and dividends too: 2 reference requests per symbol
     return RequestProfile(
@@ -57,7 +60,7 @@ def _polygon_profile(interval: str, rate: Rate | None) -> RequestProfile:
         rate=rate or (5, 60.0),
         request_seconds=0.3,
         extra_requests_per_symbol=2,
-        raw_minutes_per_session=POLYGON_EXTENDED_MINUTES,
+        raw_minutes_per_session=POLYGON_EXTENDED_MINUTES,  # what counts against the page
     )
 
 
