@@ -138,3 +138,34 @@ def publish_coverage_report(
         return None
     PrefectPublisher().markdown(key, markdown, f"coverage {interval} {start}..{end}")
     return summary
+
+
+def publish_run_reports(
+    run: RunScope,
+    prefix: str,
+    rows: list[dict],
+    symbols: list[str],
+    interval: str,
+    start: date,
+    end: date,
+    what: str,
+    quarantine: pd.DataFrame | None = None,
+    summary: list[dict] | None = None,
+) -> None:
+    """The artifacts every batch run leaves: `{prefix}-summary` (rows), `{prefix}-quality`
+    (rows with the reason codes of `quarantine`, default: the rows this run quarantined) and
+    `{prefix}-coverage` (the picture, the run's window marked in the stored history).
+    `summary` replaces `rows` in the summary table."""
+    run.table(f"{prefix}-summary", summary or rows or [{"symbol": "-"}], what)
+    if quarantine is None:
+        quarantine = run.stores.hot.read_quarantine(
+            symbols=symbols, interval=interval, run_id=run.run_id
+        )
+    run.table(f"{prefix}-quality", quality_table(rows, quarantine), what)
+    title = f"Coverage after {prefix} ({what})"
+    try:
+        markdown, _ = coverage_report(run.stores, symbols, interval, start, end, title, run.now)
+    except Exception as exc:
+        _logger().warning("could not publish coverage report %s-coverage: %s", prefix, exc)
+        return
+    run.markdown(f"{prefix}-coverage", markdown, f"coverage {interval} {start}..{end}")

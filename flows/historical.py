@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._publish import flow_run
+from flows._publish import flow_run, publish_run_reports
 from marketpipe.backfill_run import backfill_summary, build_plan
 from marketpipe.run_reports import chunk_totals, completeness
 from marketpipe.storage.read import read_bars
@@ -69,5 +69,8 @@ def historical(
             present = read_bars(stores, syms, start, end + timedelta(days=1), interval)
             report = completeness(stores, present, syms, start, end, interval, now)
             counts.update(chunk_totals(results))
-        run.table("backfill-completeness", report, f"{source} {interval} {start}..{end}")
-        return backfill_summary(plan, results, report)
+        what = f"{source} {interval} {start}..{end}"
+        run.table("backfill-completeness", report, what)
+        publish_run_reports(run, "backfill", report, syms, interval, start, end, what)
+        window = {"symbols": syms, "start": str(start), "end": str(end)}
+        return backfill_summary(plan, results, report) | window

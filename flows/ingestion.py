@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._publish import flow_run, publish_coverage_report, publish_quality_table
+from flows._publish import flow_run, publish_run_reports
 from marketpipe import metrics
 from marketpipe.ingest_plan import plan_ingestion
 from marketpipe.run_reports import completeness, ingestion_rows
@@ -59,12 +59,8 @@ def ingestion(
             present = read_bars(stores, syms, lo, hi + timedelta(days=1), interval)
             report["completeness"] = completeness(stores, present, syms, lo, hi, interval, now)
         what = f"{source} {interval} {lo}..{hi}"
-        run.table("ingestion-summary", report["rows"], what)
         run.table("ingestion-completeness", report["completeness"], what)
-        quarantine = stores.hot.read_quarantine(symbols=syms, interval=interval, run_id=run.run_id)
-        publish_quality_table("ingestion-quality", report["rows"], quarantine, f"run {run.run_id}")
-        title = f"Coverage after ingestion ({source} {interval})"
-        publish_coverage_report(stores, syms, interval, lo, hi, "ingestion-coverage", title)
+        publish_run_reports(run, "ingestion", report["rows"], syms, interval, lo, hi, what)
         get_run_logger().info(
             "ingested %s rows: %s hot, %s cold, %s quarantined",
             *(report["totals"][k] for k in ("fetched", "hot", "cold", "quarantined")),

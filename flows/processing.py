@@ -6,7 +6,7 @@ from datetime import date
 
 from prefect import flow
 
-from flows._publish import flow_run
+from flows._publish import flow_run, publish_run_reports
 from marketpipe.ingest import chunk_symbols
 from marketpipe.processing.runs import (
     chunk_label,
@@ -63,9 +63,15 @@ def processing(
         for sym, why in failed.items():
             print(f"processing {sym} failed, quarantined: {why}")
         quality = [row for r in reports for row in r["quality"]]
-        run.table(
-            "processing-quality",
-            quality or [{"symbol": "-", "sessions": 0}],
-            f"quality scores {interval} {start}..{end}",
-        )
+        what = f"{interval} {start}..{end}"
+        # per symbol: its quality scores (the quality table adds the quarantine reason codes)
+        rows = [{"symbol": s, **_row(quality, s), "failed": failed.get(s, "")} for s in syms]
+        quarantine = run.stores.hot.read_quarantine(symbols=syms, interval=interval)
+        publish_run_reports(run, "processing", rows, syms, interval, start, end, what, quarantine)
         return {**out, "totals": dict(counts), "quality": quality, "failed": failed}
+
+
+def _row(quality: list[dict], symbol: str) -> dict:
+    """A symbol's quality summary (sessions, scores, missing, quarantined, outliers)."""
+    mine = [q for q in quality if q["symbol"] == symbol]
+    return {k: v for k, v in mine[0].items() if k != "symbol"} if mine else {}

@@ -23,6 +23,7 @@ from marketpipe.realtime.wiring import (
     session_close,
     tick_source,
 )
+from marketpipe.report_render import quality_table
 from marketpipe.symbols import parse_symbols
 from tasks.realtime import flush_batch
 
@@ -88,6 +89,9 @@ def realtime_session(
                 restore()
             counts.update({k: report[k] for k in COUNT_KEYS})
         summary = {k: report[k] for k in REPORT_KEYS}
-        run.table("realtime-session", [summary], f"{mode} session {','.join(syms)}")
+        what = f"{mode} session {','.join(syms)}"
+        run.table("realtime-session", [summary], what)
+        late = run.stores.hot.read_quarantine(symbols=syms, run_id=run.run_id[:12])
+        run.table("realtime-quality", quality_table([{"symbol": s} for s in syms], late), what)
         logger.info("session ended (%s): %s", report["ended_by"], summary)
         return summary

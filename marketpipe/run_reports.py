@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from marketpipe.calendar import last_closed_session
+from marketpipe.calendar import last_closed_session, session_date
 from marketpipe.coverage import completeness_rows, coverage_matrix, window_coverage
 from marketpipe.ingest import StoredBatch
 from marketpipe.report_render import coverage_markdown, coverage_summary
@@ -67,6 +67,10 @@ def completeness(
     return completeness_rows(coverage, last_bars, quarantined, interval, last_closed_session(now))
 
 
+HISTORY_DAYS = {"1d": 730}  # how far back the coverage picture shows stored history
+INTRADAY_HISTORY_DAYS = 60
+
+
 def coverage_report(
     stores: Stores,
     symbols: list[str],
@@ -77,10 +81,19 @@ def coverage_report(
     now: pd.Timestamp | None = None,
     notes: list[str] | None = None,
 ) -> tuple[str, dict]:
-    """(markdown with the coverage picture, summary) of what the stores hold for the range."""
+    """(markdown with the coverage picture, summary) for the run's window [start, end], shown
+    inside the stored history around it (from the first stored bar, at most `HISTORY_DAYS`
+    back); the summary counts the run's window only."""
     now = pd.Timestamp.now(tz="UTC") if now is None else now
-    bars = read_bars(stores, symbols, start, end + timedelta(days=1), interval)
+    back = HISTORY_DAYS.get(interval, INTRADAY_HISTORY_DAYS)
+    lo = min(start, end - timedelta(days=back))
+    bars = read_bars(stores, symbols, lo, end + timedelta(days=1), interval)
+    if len(bars):
+        lo = min(start, session_date(bars["ts"].min(), interval))
+    else:
+        lo = start
     quarantine = stores.hot.read_quarantine(symbols=symbols, interval=interval)
-    matrix = coverage_matrix(bars, quarantine, symbols, interval, start, end, now=now)
-    summary = {"sessions": len(matrix.columns), "symbols": coverage_summary(matrix)}
-    return coverage_markdown(matrix, title, notes), summary
+    history = coverage_matrix(bars, quarantine, symbols, interval, lo, end, now=now)
+    window = [c for c in history.columns if start <= c <= end]
+    summary = {"sessions": len(window), "symbols": coverage_summary(history[window])}
+    return coverage_markdown(history, title, notes, window=(start, end)), summary

@@ -79,3 +79,29 @@ def test_coverage_matrix_from_frames():
     assert [str(c) for c in m.columns] == days
     assert list(m.loc["AAPL"]) == ["present", "present", "present", "missing"]
     assert list(m.loc["MSFT"]) == ["missing", "quarantined", "missing", "present"]
+
+
+def test_long_ranges_are_binned_and_the_picture_is_readable():
+    from marketpipe.calendar import sessions
+
+    days = [d.date() for d in sessions("2023-01-01", "2024-12-31")]  # 501 sessions
+    m = pd.DataFrame("present", index=pd.Index(["AAPL", "MSFT"], name="symbol"), columns=days)
+    m.iloc[0, 0] = "quarantined"  # the first week of AAPL: quarantined wins
+    m.iloc[1, 4:9] = "missing"  # MSFT's second week (2023-01-09..13): missing all week
+    m.iloc[1, 10] = "missing"  # third week (2023-01-17..20): one session missing -> partial
+    weekly, unit = art.bin_matrix(m)
+    assert unit == "week" and 100 <= len(weekly.columns) <= 106
+    assert weekly.columns[0] == date(2023, 1, 2)  # bins are labelled by their Monday
+    assert weekly.iloc[0, 0] == "quarantined" and weekly.iloc[0, 1] == "present"
+    assert list(weekly.iloc[1, :3]) == ["present", "missing", "partial"]
+    many = pd.DataFrame(
+        "present", index=["SPY"], columns=[d.date() for d in sessions("2010-01-01", "2024-12-31")]
+    )
+    monthly, unit = art.bin_matrix(many)
+    assert unit == "month" and len(monthly.columns) == 15 * 12
+    png = art.coverage_png(weekly, window=(date(2024, 10, 1), date(2024, 12, 31)), unit=unit)
+    if png is not None:
+        assert int.from_bytes(png[16:20], "big") >= 800  # IHDR width in pixels
+    svg = art.coverage_svg(weekly, window=(date(2024, 10, 1), date(2024, 12, 31)))
+    assert 'width="' in svg and int(svg.split('width="', 1)[1].split('"', 1)[0]) >= 800
+    assert 'stroke="#1565c0"' in svg  # the run's window is outlined
