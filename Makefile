@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test check format bench deploy worker status lock clean
+.PHONY: install run test test-fast check format bench deploy worker status lock clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not serial"
 	$(BIN)/pytest -m serial
+
+## the unit tests that need no service (no PostgreSQL, moto S3 or Prefect server; tests/conftest.py
+## marks the others `service`): about 30 s on 2 idle cores
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist load -m "not service and not slow and not serial"
 
 check: $(STAMP)
 	$(BIN)/ruff check .

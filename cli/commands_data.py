@@ -21,9 +21,9 @@ def read(
     """Print bars from hot ∪ cold (hot wins on overlap) as CSV with the canonical header."""
     from datetime import timedelta
 
+    from marketpipe.processing.adjusted_read import read_bars
     from marketpipe.settings import load_settings
     from marketpipe.storage import open_stores
-    from marketpipe.storage.read import read_bars
     from marketpipe.symbols import validate_symbol
 
     settings = load_settings()

@@ -25,10 +25,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from marketpipe.providers.registry import network_provider_names
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "marketpipe"
 WORK_POOL_TYPE = "process"
-PROVIDERS = ("polygon", "yahoo")
+PROVIDERS = network_provider_names()  # a global concurrency limit per network provider
 HOT_BLOCK = "marketpipe-hot"
 LAKE_BLOCK = "marketpipe-lake"
 CREDENTIALS_BLOCK = "marketpipe-{provider}"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pandas as pd
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows._run import current_flow_run_id, job_run, publish_table
-from marketpipe.historical import build_plan, completeness
-from marketpipe.settings import load_settings
-from marketpipe.storage import open_stores
+from flows._publish import flow_run, publish_run_reports
+from marketpipe.backfill_run import backfill_summary, build_plan
+from marketpipe.run_reports import chunk_totals, completeness
 from marketpipe.storage.read import read_bars
 from marketpipe.symbols import parse_symbols
 from tasks.historical import backfill_chunk
@@ -33,104 +30,47 @@ def historical(
 
     `repair=True` fetches only the windows that `gaps` finds missing (hot ∪ cold).
     """
-    settings = load_settings()
-    logger = get_run_logger()
-    syms = parse_symbols(symbols)
-    now = pd.Timestamp.now(tz="UTC")
     options = {"replay_path": replay_path} if replay_path else {}
-    stores = open_stores(settings)
-    try:
-        plan = build_plan(stores, settings, syms, start, end, interval, source, repair, now)
-        logger.info(plan.describe())
+    with flow_run("historical") as run:
+        syms = parse_symbols(symbols)
+        stores, now = run.stores, run.now
+        plan = build_plan(stores, run.settings, syms, start, end, interval, source, repair, now)
+        get_run_logger().info(plan.describe())
         if plan_only:
-            return _summary(plan, [], [])
-        params = {
-            "symbols": syms,
-            "start": str(start),
-            "end": str(end),
-            "interval": interval,
-            "source": source,
-            "repair": repair,
-            "job_key": plan.job_key,
-        }
-        run_id = current_flow_run_id()
-        with job_run(stores, "historical", params, run_id) as counts:
-            pending = plan.pending
-            total = len(plan.chunks)
-            done_before = total - len(pending)
-            stores.hot.update_job(
-                counts["_job_id"], chunks_done=done_before, chunks_total=total, rows_so_far=0
-            )
-            progress = _progress_artifact(done_before, total)
-            results: list[dict] = []
+            return backfill_summary(plan, [], [])
+        params = {"symbols": syms, "start": str(start), "end": str(end), "interval": interval}
+        params |= {"source": source, "repair": repair, "job_key": plan.job_key}
+        with run.job(params) as counts:
+            total, done = len(plan.chunks), len(plan.chunks) - len(plan.pending)
+            run.record_chunks(done, total, 0)
+            progress = run.progress("backfill-progress", total, "chunks finished")
+            progress.set(done)
             futures = [
                 backfill_chunk.submit(
                     stores,
-                    settings,
+                    run.settings,
                     source,
                     interval,
                     c,
                     plan.job_key,
                     now,
-                    run_id,
+                    run.run_id,
                     c.label,
                     options,
-                )
-                for c in pending
+                )  # fmt: skip
+                for c in plan.pending
             ]
-            rows = 0
+            results: list[dict] = []
             for fut in futures:
-                res = fut.result()
-                results.append(res)
-                rows += res["hot"] + res["cold"]
-                finished = done_before + len(results)
-                stores.hot.update_job(
-                    counts["_job_id"], chunks_done=finished, chunks_total=total, rows_so_far=rows
-                )
-                _update_progress(progress, finished, total)
+                results.append(fut.result())
+                rows = sum(r["hot"] + r["cold"] for r in results)
+                run.record_chunks(done + len(results), total, rows)
+                progress.set(done + len(results))
             present = read_bars(stores, syms, start, end + timedelta(days=1), interval)
             report = completeness(stores, present, syms, start, end, interval, now)
-            counts.update(_totals(results))
-        publish_table("backfill-completeness", report, f"{source} {interval} {start}..{end}")
-        return _summary(plan, results, report)
-    finally:
-        stores.close()
-
-
-def _totals(results: list[dict]) -> dict:
-    keys = ("fetched", "hot", "cold", "quarantined", "requests")
-    return {k: int(sum(r.get(k, 0) for r in results)) for k in keys} | {"chunks_run": len(results)}
-
-
-def _summary(plan, results: list[dict], report: list[dict]) -> dict:
-    return {
-        "job_key": plan.job_key,
-        "plan": plan.describe(),
-        "chunks_total": len(plan.chunks),
-        "chunks_skipped": len(plan.done),
-        "estimated_requests": plan.requests,
-        "estimated_seconds": round(plan.seconds, 1),
-        "totals": _totals(results),
-        "completeness": report,
-    }
-
-
-def _progress_artifact(done: int, total: int):
-    try:
-        return create_progress_artifact(
-            progress=_pct(done, total), key="backfill-progress", description="chunks finished"
-        )
-    except Exception:
-        return None
-
-
-def _update_progress(artifact_id, done: int, total: int) -> None:
-    if artifact_id is not None:
-        try:
-            update_progress_artifact(artifact_id, progress=_pct(done, total))
-        except Exception:
-            pass
-
-
-def _pct(done: int, total: int) -> float:
-    return 100.0 if total == 0 else round(100.0 * done / total, 1)
+            counts.update(chunk_totals(results))
+        what = f"{source} {interval} {start}..{end}"
+        run.table("backfill-completeness", report, what)
+        publish_run_reports(run, "backfill", report, syms, interval, start, end, what)
+        window = {"symbols": syms, "start": str(start), "end": str(end)}
+        return backfill_summary(plan, results, report) | window

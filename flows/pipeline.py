@@ -6,11 +6,12 @@ from datetime import date
 
 from prefect import flow
 
-from flows._runners import task_runner_from_env
+from flows._publish import flow_run, publish_run_reports
 from flows.historical import historical
 from flows.ingestion import ingestion
 from flows.processing import processing
 from flows.realtime import realtime_session
+from flows.task_runner import task_runner_from_env
 from marketpipe.errors import ConfigError
 from marketpipe.status import non_session_reason
 
@@ -66,4 +67,26 @@ def pipeline(
             reports[stage] = historical.with_options(
                 task_runner=task_runner_from_env(default_threads=2)
             )(source=source, replay_path=replay_path, **common)
+    _publish_on_the_pipeline_run(reports, interval)
     return reports
+
+
+def _publish_on_the_pipeline_run(reports: dict[str, dict], interval: str) -> None:
+    """The run users open (a deployment's `pipeline` run) carries the summary, quality and
+    coverage artifacts too, not only its stage subflows."""
+    with flow_run("pipeline") as run:
+        totals = [{"stage": k, **(r.get("totals") or {})} for k, r in reports.items()]
+        first = next((reports[k] for k in STAGES if k in reports), None)
+        if first is None or not first.get("start"):
+            run.table("pipeline-summary", totals, "stages")
+            return
+        rows = first.get("rows") or first.get("completeness") or first.get("quality") or []
+        syms = first.get("symbols") or [r["symbol"] for r in rows]
+        lo, hi = date.fromisoformat(first["start"]), date.fromisoformat(first["end"])
+        quarantine = run.stores.hot.read_quarantine(
+            symbols=syms, interval=interval, run_id=first.get("run_id")
+        )
+        what = f"{', '.join(reports)} {interval} {lo}..{hi}"
+        publish_run_reports(
+            run, "pipeline", rows, syms, interval, lo, hi, what, quarantine, summary=totals
+        )

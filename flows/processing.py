@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
-import pandas as pd
 from prefect import flow
 
-from flows._run import current_flow_run_id, job_run, publish_table
+from flows._publish import flow_run, publish_run_reports
 from marketpipe.ingest import chunk_symbols
-from marketpipe.settings import load_settings
-from marketpipe.storage import open_stores
+from marketpipe.processing.runs import (
+    chunk_label,
+    processing_totals,
+    processing_window,
+    stored_symbols,
+)
 from marketpipe.symbols import parse_symbols
 from tasks.processing import process_chunk
-
-DEFAULT_LOOKBACK_DAYS = 90
 
 
 @flow(name="processing", log_prints=True)
@@ -27,73 +28,50 @@ def processing(
     chunk_size: int = 10,
 ) -> dict:
     """Process stored bars for `symbols` (default: every symbol stored at `interval`)."""
-    settings = load_settings()
-    now = pd.Timestamp.now(tz="UTC")
-    end = end or now.date()
-    start = start or end - timedelta(days=DEFAULT_LOOKBACK_DAYS)
-    stores = open_stores(settings)
-    try:
-        syms = parse_symbols(symbols) if symbols else _stored_symbols(stores, interval)
+    with flow_run("processing") as run:
+        start, end = processing_window(start, end, run.now.date())
+        syms = parse_symbols(symbols) if symbols else stored_symbols(run.stores, interval)
+        out = {"symbols": syms, "interval": interval, "start": str(start), "end": str(end)}
         if not syms:
-            return {
-                "symbols": [],
-                "interval": interval,
-                "start": str(start),
-                "end": str(end),
-                "totals": {},
-                "quality": [],
-            }
-        params = {"symbols": syms, "start": str(start), "end": str(end), "interval": interval}
-        with job_run(stores, "processing", params, current_flow_run_id()) as counts:
+            return {**out, "totals": {}, "quality": [], "failed": {}}
+        with run.job({k: out[k] for k in ("symbols", "start", "end", "interval")}) as counts:
+            groups = chunk_symbols(syms, chunk_size)
+            progress = run.progress(
+                "processing-progress", len(groups), f"{interval} {start}..{end}"
+            )
             futures = [
                 process_chunk.submit(
-                    stores,
+                    run.stores,
                     list(group),
                     start,
                     end,
                     interval,
-                    now,
-                    settings.hot_days,
-                    f"{group[0]}…{group[-1]}-{start:%Y%m%d}-{end:%Y%m%d}",
+                    run.now,
+                    run.settings.hot_days,
+                    chunk_label(group, start, end),
                     resample_to,
                 )
-                for group in chunk_symbols(syms, chunk_size)
+                for group in groups
             ]
-            reports = [f.result() for f in futures]
-            keys = (
-                "bars_in",
-                "duplicates_removed",
-                "flagged",
-                "features_hot",
-                "features_cold",
-                "quality_rows",
-            )
-            counts.update({k: int(sum(r[k] for r in reports)) for k in keys})
+            reports = []
+            for f in futures:
+                reports.append(f.result())
+                progress.advance()
+            counts.update(processing_totals(reports))
             failed = {sym: why for r in reports for sym, why in r.get("failed", {}).items()}
             counts["symbols_failed"] = len(failed)
         for sym, why in failed.items():
             print(f"processing {sym} failed, quarantined: {why}")
         quality = [row for r in reports for row in r["quality"]]
-        publish_table(
-            "processing-quality",
-            quality or [{"symbol": "-", "sessions": 0}],
-            f"quality scores {interval} {start}..{end}",
-        )
-        return {
-            "symbols": syms,
-            "interval": interval,
-            "start": str(start),
-            "end": str(end),
-            "totals": dict(counts),
-            "quality": quality,
-            "failed": failed,
-        }
-    finally:
-        stores.close()
+        what = f"{interval} {start}..{end}"
+        # per symbol: its quality scores (the quality table adds the quarantine reason codes)
+        rows = [{"symbol": s, **_row(quality, s), "failed": failed.get(s, "")} for s in syms]
+        quarantine = run.stores.hot.read_quarantine(symbols=syms, interval=interval)
+        publish_run_reports(run, "processing", rows, syms, interval, start, end, what, quarantine)
+        return {**out, "totals": dict(counts), "quality": quality, "failed": failed}
 
 
-def _stored_symbols(stores, interval: str) -> list[str]:
-    stats = stores.hot.stats()
-    syms = sorted(set(stats.loc[stats["interval"] == interval, "symbol"]))
-    cold = {p.symbol for p in stores.cold.partitions(interval)}
-    return sorted(set(syms) | cold)
+def _row(quality: list[dict], symbol: str) -> dict:
+    """A symbol's quality summary (sessions, scores, missing, quarantined, outliers)."""
+    mine = [q for q in quality if q["symbol"] == symbol]
+    return {k: v for k, v in mine[0].items() if k != "symbol"} if mine else {}

@@ -11,12 +11,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from marketpipe.calendar import bars_in_span, bars_per_regular_session
 from marketpipe.calendar import sessions as xnys_sessions
-
-BARS_PER_SESSION = {"1m": 390, "5m": 78, "15m": 26, "1h": 7, "1d": 1}
-# Polygon's intraday aggregates include pre- and post-market (04:00-20:00 ET, 16 h); they count
-# against the 50k-bar page even though the adapter keeps regular hours only.
-EXTENDED_BARS_PER_SESSION = {"1m": 960, "5m": 192, "15m": 64, "1h": 16, "1d": 1}
 
 
 @dataclass(frozen=True)
@@ -30,33 +26,24 @@ class RequestProfile:
     extra_requests_per_symbol: int = 0  # e.g. corporate-action lookups per symbol per chunk
     rate: tuple[int, float] | None = None  # (N, period seconds)
     request_seconds: float = 0.2  # typical latency of one request
-    # bars the vendor returns per session before any filtering (None: regular hours only)
-    raw_bars_per_session: dict[str, int] | None = None
+    # minutes of bars the vendor returns per session before any filtering (None: regular hours)
+    raw_minutes_per_session: float | None = None
+
+    def raw_bars_per_session(self, interval: str) -> int:
+        """Bars one session costs against `max_bars_per_request` (vendor hours, not ours)."""
+        if self.raw_minutes_per_session is None:
+            return bars_per_regular_session(interval)
+        return bars_in_span(interval, self.raw_minutes_per_session)
 
 
 def request_profile(source: str, interval: str, settings=None) -> RequestProfile:
-    """The planning profile for a source (adapters own the real limits; this mirrors them)."""
-    if source == "polygon":
-        rate = settings.rate_limit("polygon") if settings else (5, 60.0)
-        # the pipeline asks Polygon for splits and dividends too: 2 reference requests per symbol
-        return RequestProfile(
-            max_bars_per_request=50_000,
-            rate=rate,
-            request_seconds=0.3,
-            extra_requests_per_symbol=2,
-            raw_bars_per_session=EXTENDED_BARS_PER_SESSION,
-        )
-    if source == "yahoo":
-        days = {"1m": 7, "5m": 59, "15m": 59, "1h": 729, "1d": None}[interval]
-        rate = settings.rate_limit("yahoo") if settings else (60, 60.0)
-        # +1: the adapter looks up later splits once per symbol to undo Yahoo's split adjustment
-        return RequestProfile(
-            max_bars_per_request=None,
-            max_days_per_request=days,
-            rate=rate,
-            extra_requests_per_symbol=1,
-        )
-    return RequestProfile(max_bars_per_request=None, symbols_per_request=50, symbols_per_chunk=50)
+    """The planning profile of a source, from its registry record (adapters own the real limits;
+    the record mirrors them) and the configured rate."""
+    from marketpipe.providers.registry import record
+
+    rec = record(source)
+    rate = settings.rate_limit(source) if settings is not None and rec.network else None
+    return rec.request_profile(interval, rate)
 
 
 @dataclass(frozen=True)
@@ -133,8 +120,8 @@ def session_windows(
     days = list(xnys_sessions(start, end))
     if not days:
         return []
-    per_session = BARS_PER_SESSION[interval]
-    raw_per_session = (profile.raw_bars_per_session or BARS_PER_SESSION)[interval]
+    per_session = bars_per_regular_session(interval)
+    raw_per_session = profile.raw_bars_per_session(interval)
     max_sessions = len(days)
     if profile.max_bars_per_request:
         max_sessions = max(1, profile.max_bars_per_request // raw_per_session)

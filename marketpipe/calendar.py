@@ -42,20 +42,35 @@ from marketpipe.errors import ConfigError
 
 __all__ = [
     "CALENDAR_START",
+    "EXCHANGE_TZ",
     "bar_schedule",
     "bar_start_flags",
+    "bars_in_span",
+    "bars_per_regular_session",
+    "daily_bar_start",
+    "exchange_date",
     "expected_bar_starts",
+    "expected_per_session",
+    "overlaps_regular_hours",
+    "regular_session_minutes",
     "get_calendar",
     "interval_step",
     "is_session",
     "last_closed_session",
     "session_bounds",
+    "session_date",
     "session_dates",
+    "session_labels",
+    "session_schedule",
     "sessions",
 ]
 
 # exchange_calendars' default covers only the last 20 years; long backfills need more.
 CALENDAR_START = "1990-01-01"
+
+# XNYS's zone (`get_calendar().tz`), as a constant for code that needs it without building the
+# calendar; tests/test_calendar.py checks the two agree.
+EXCHANGE_TZ = "America/New_York"
 
 DateLike = date | datetime | pd.Timestamp | str
 
@@ -281,3 +296,100 @@ def bar_start_flags(
         aligned = ~inside | (known & ((us - open_us) % step == 0))
         in_session = ~inside | known
     return in_session | nat, aligned | nat
+
+
+def session_labels(ts: pd.Series, interval: str | pd.Series, exchange: str = "XNYS") -> pd.Series:
+    """`session_dates` as a Series of tz-naive midnights (`datetime64[ns]`) aligned with `ts`.
+
+    `interval` may be one interval or a Series of them (one per bar, e.g. a multi-interval frame).
+    """
+    if isinstance(interval, str):
+        days = session_dates(ts, interval, exchange)
+    else:
+        daily = (interval == "1d").to_numpy()
+        days = np.where(daily, session_dates(ts, "1d", exchange), session_dates(ts, "1m", exchange))
+    return pd.Series(days.astype("datetime64[ns]"), index=ts.index)
+
+
+def session_date(ts: pd.Timestamp | datetime, interval: str, exchange: str = "XNYS") -> date:
+    """The session date one bar start belongs to (scalar form of `session_dates`)."""
+    return session_dates(pd.DatetimeIndex([pd.Timestamp(ts)]), interval, exchange)[0].item()
+
+
+def exchange_date(now: pd.Timestamp | datetime | None = None, exchange: str = "XNYS") -> date:
+    """The exchange-local calendar date of an instant (default: wall clock; naive = UTC)."""
+    ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert(get_calendar(exchange).tz).date()
+
+
+def daily_bar_start(ts_utc: pd.Series, exchange: str = "XNYS") -> pd.Series:
+    """The daily-bar key of vendor instants: their exchange-local date at 00:00 UTC."""
+    local = ts_utc.dt.tz_convert(get_calendar(exchange).tz).dt.tz_localize(None).dt.normalize()
+    return local.dt.tz_localize("UTC").astype(TS_DTYPE)
+
+
+def session_schedule(start: DateLike, end: DateLike, exchange: str = "XNYS") -> pd.DataFrame:
+    """Sessions in `[start, end]` (dates, inclusive): index tz-naive session labels, columns
+    `open`, `close` (UTC). Empty (same columns) when there are none."""
+    cal = get_calendar(exchange)
+    labels = sessions(start, end, exchange)
+    return pd.DataFrame(
+        {"open": cal.opens.reindex(labels), "close": cal.closes.reindex(labels)}, index=labels
+    )
+
+
+def expected_per_session(
+    interval: str,
+    start: DateLike,
+    end: DateLike,
+    exchange: str = "XNYS",
+    now: pd.Timestamp | datetime | None = None,
+) -> pd.Series:
+    """Expected bars per session in `[start, end]`: int64 indexed by tz-naive session label,
+    one entry per session (0 when `now` precedes its first complete bar)."""
+    schedule = bar_schedule(interval, start, end, exchange)
+    labels = sessions(start, end, exchange)
+    if now is not None:
+        schedule = schedule[schedule["end"] <= _now_utc(now)]
+    counts = schedule.groupby("session").size()
+    return counts.reindex(labels, fill_value=0).astype("int64")
+
+
+def bars_in_span(interval: str, minutes: float) -> int:
+    """Bars of `interval` that a span of `minutes` holds (a short last bar counts); `1d`: 1."""
+    if interval == "1d":
+        return 1
+    step = INTERVAL_OFFSETS[interval].total_seconds() / 60
+    return int(-(-minutes // step))
+
+
+@lru_cache(maxsize=32)
+def bars_per_regular_session(interval: str, exchange: str = "XNYS") -> int:
+    """Bars in a full (not early-close) session: 390 for `1m`, 7 for `1h` (a short last bar)."""
+    return bars_in_span(interval, regular_session_minutes(exchange))
+
+
+@lru_cache(maxsize=8)
+def regular_session_minutes(exchange: str = "XNYS") -> float:
+    """Length of a full (not early-close) session in minutes: 390 for XNYS."""
+    cal = get_calendar(exchange)
+    return float(((cal.closes - cal.opens).dt.total_seconds() / 60).mode().iloc[0])
+
+
+def overlaps_regular_hours(ts: pd.Series, interval: str, exchange: str = "XNYS") -> np.ndarray:
+    """Per intraday bar start: does `[start, start + interval)` overlap its session's
+    `[open, close)`? (False on non-session days; daily bars: always True.)"""
+    if interval == "1d":
+        return np.ones(len(ts), dtype=bool)
+    labels = session_labels(ts, interval, exchange)
+    sched = session_schedule(labels.min(), labels.max(), exchange) if len(ts) else None
+    if sched is None or sched.empty:
+        return np.zeros(len(ts), dtype=bool)
+    opens = pd.DatetimeIndex(sched["open"].reindex(labels.to_numpy()))
+    closes = pd.DatetimeIndex(sched["close"].reindex(labels.to_numpy()))
+    start = pd.DatetimeIndex(ts).tz_convert("UTC")
+    end = start + INTERVAL_OFFSETS[interval]
+    inside = (start < closes) & (end > opens)
+    return np.asarray(inside, dtype=bool) & opens.notna()

@@ -12,9 +12,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from marketpipe.calendar import expected_bar_starts
+from marketpipe.calendar import expected_bar_starts, session_date
 
-EXCHANGE_TZ = "America/New_York"
+__all__ = ["GapRange", "find_gaps", "missing_ranges", "repair_windows", "session_date"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,6 @@ class GapRange:
             "last": self.last.isoformat(),
             "missing": self.count,
         }
-
-
-def session_date(ts: pd.Timestamp, interval: str) -> date:
-    """The exchange date a bar belongs to (daily bars are keyed by session date at 00:00 UTC)."""
-    ts = pd.Timestamp(ts)
-    if interval == "1d":
-        return ts.tz_convert("UTC").date()
-    return ts.tz_convert(EXCHANGE_TZ).date()
 
 
 def missing_ranges(

@@ -109,17 +109,23 @@ _REGISTRY_LOCK = threading.Lock()
 def get_limiter(
     provider: str, settings=None, *, limit: int | None = None, period: float | None = None
 ) -> RateLimiter:
-    """The process-wide limiter for `provider`, built from `settings.rate_limit(provider)` once.
+    """The process-wide limiter for `provider`, built from `settings.rate_limit(provider)` once
+    (without settings: the default of the provider's registry record; settings are never read
+    from the environment here).
 
     A later call with a different configured rate replaces it (e.g. tests with a fast limit). The
     margin (1% of the period, at most 1 s) absorbs network jitter between our clock and the vendor's.
     """
     if limit is None or period is None:
-        if settings is None:
-            from marketpipe.settings import Settings
+        if settings is None:  # no run settings (a bare adapter): the provider record's default
+            from marketpipe.providers.registry import RECORDS
+            from marketpipe.settings import parse_rate
 
-            settings = Settings()
-        limit, period = settings.rate_limit(provider)
+            rec = RECORDS.get(provider)
+            text = rec.default_rate_limit if rec is not None else None
+            limit, period = parse_rate(text) if text else (1_000_000, 1.0)
+        else:
+            limit, period = settings.rate_limit(provider)
     with _REGISTRY_LOCK:
         lim = _REGISTRY.get(provider)
         if lim is None or (lim.limit, lim.period) != (limit, float(period)):

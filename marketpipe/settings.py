@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marketpipe.errors import ConfigError
+from marketpipe.providers.registry import RECORDS
 from marketpipe.redact import encode_userinfo, mask_url
 
 __all__ = ["Settings", "load_settings", "mask_url", "parse_rate"]
@@ -30,6 +31,10 @@ _PERIOD_SECONDS = {
     "h": 3600,
     "hour": 3600,
 }
+_TASK_RUNNER_RE = re.compile(
+    r"^\s*(threads?(:\d+)?|dask(:\d+(:(inproc|processes))?)?|dask:(tcp|tls)://\S+|dask://\S+)?\s*$",
+    re.I,
+)
 HOT_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 COLD_SCHEMES = ("file", "local", "s3", "memory")
 # bounds that keep a limiter's log and its waits finite (a bigger count or period is a typo)
@@ -97,8 +102,9 @@ class Settings(BaseSettings):
     polygon_base_url: str = "https://api.polygon.io"
     polygon_ws_host: str = "socket.polygon.io"
     polygon_ws_secure: bool = True
-    polygon_rate_limit: str = "5/min"
-    yahoo_rate_limit: str = "60/min"
+    # per network provider: `{name}_rate_limit`, default from its registry record
+    polygon_rate_limit: str = RECORDS["polygon"].default_rate_limit
+    yahoo_rate_limit: str = RECORDS["yahoo"].default_rate_limit
     # cross-process provider limits through Prefect: auto = only for deployment runs (workers)
     global_rate_limits: Literal["auto", "on", "off"] = "auto"
     polygon_api_key: SecretStr | None = Field(
@@ -111,6 +117,11 @@ class Settings(BaseSettings):
     s3_connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
     s3_read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     store_retry_budget_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    # base of the exponential backoff (with jitter) of retried tasks, seconds
+    retry_backoff_s: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    # threads[:N] | dask[:N[:inproc]] | dask:tcp://host:port (processing and backfill runs);
+    # plain "threads": each flow's own thread count (4; a backfill 2)
+    task_runner: str = "threads"
 
     @field_validator("hot_url")
     @classmethod
@@ -134,6 +145,24 @@ class Settings(BaseSettings):
             return None
         return check_cold_url(v)
 
+    @field_validator("task_runner")
+    @classmethod
+    def _runner(cls, v: str) -> str:
+        if not _TASK_RUNNER_RE.match(v):
+            raise ValueError("use threads[:N], dask[:N[:inproc]] or dask:tcp://host:port")
+        return v.strip()
+
+    @field_validator("default_symbols")
+    @classmethod
+    def _symbols(cls, v: str) -> str:
+        from marketpipe.symbols import parse_symbols
+
+        try:
+            parse_symbols(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
     @field_validator("polygon_rate_limit", "yahoo_rate_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
@@ -147,6 +176,13 @@ class Settings(BaseSettings):
             yield name, masked
 
     # ---- derived values -------------------------------------------------------------------
+    @property
+    def symbols(self) -> list[str]:
+        """`default_symbols` as a list: what a run covers when it is given no symbols."""
+        from marketpipe.symbols import parse_symbols
+
+        return parse_symbols(self.default_symbols)
+
     @property
     def hot_url_resolved(self) -> str:
         return self.hot_url or f"sqlite:///{self.data_dir / 'hot.db'}"
@@ -221,7 +257,10 @@ class Settings(BaseSettings):
         )
 
     def rate_limit(self, provider: str) -> tuple[int, float]:
-        text = {"polygon": self.polygon_rate_limit, "yahoo": self.yahoo_rate_limit}.get(provider)
+        """Requests per window for `provider`: its setting, else its record's default; local
+        providers are unlimited."""
+        rec = RECORDS.get(provider)
+        text = getattr(self, f"{provider}_rate_limit", None) or (rec and rec.default_rate_limit)
         return parse_rate(text) if text else (1_000_000, 1.0)
 
     @property

@@ -18,17 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-EXCHANGE_TZ = "America/New_York"
+from marketpipe.calendar import exchange_date
+
 DAILY = "1d"
 
 
 # ---------------------------------------------------------------- schedule gate
 def session_day(now: datetime | pd.Timestamp | None = None) -> date:
     """The exchange-local date of `now` (default: wall clock), e.g. the day a 17:30 NY run is for."""
-    ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.tz_convert(EXCHANGE_TZ).date()
+    return exchange_date(now)
 
 
 def non_session_reason(

@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from marketpipe.backfill import Chunk
-from marketpipe.historical import run_chunk
+from marketpipe.backfill_run import run_chunk
 from marketpipe.settings import Settings
 from marketpipe.storage import Stores
 from tasks.policy import RETRYING

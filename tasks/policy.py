@@ -8,11 +8,10 @@ first try began, and says on the run log what it is waiting for before each retr
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
-from marketpipe.errors import is_retryable
+from marketpipe.errors import ConfigError, is_retryable
 
 RETRIES = 5
 RETRY_JITTER = 0.5
@@ -20,8 +19,9 @@ DEFAULT_BACKOFF_S = 2.0
 
 
 class _Backoff(list):
-    """Exponential delays `base * 2**n`, with `base` read from `MARKETPIPE_RETRY_BACKOFF_S` (default 2)
-    each time Prefect asks for a delay -- i.e. when a run retries, not at import."""
+    """Exponential delays `base * 2**n`, with `base` the `retry_backoff_s` setting
+    (`MARKETPIPE_RETRY_BACKOFF_S`, default 2) read each time Prefect asks for a delay -- i.e. when
+    a run retries, not at import. The flow validated the setting when it started."""
 
     def __init__(self, retries: int):
         super().__init__(DEFAULT_BACKOFF_S * 2**n for n in range(retries))
@@ -33,9 +33,11 @@ class _Backoff(list):
 
 
 def _base() -> float:
+    from marketpipe.settings import load_settings
+
     try:
-        return max(0.0, float(os.environ.get("MARKETPIPE_RETRY_BACKOFF_S", DEFAULT_BACKOFF_S)))
-    except ValueError:
+        return load_settings().retry_backoff_s
+    except ConfigError:  # changed since the run started: keep retrying on the default
         return DEFAULT_BACKOFF_S
 
 

@@ -66,7 +66,8 @@ def acquire_provider_slots(
         return False
     from prefect.concurrency.sync import rate_limit
 
-    settings = settings or Settings()
+    if settings is None:  # the run's settings, read when it started: never re-read here
+        raise TypeError("acquire_provider_slots needs the run's settings")
     name = ensure_rate_limit(provider, settings)
     limit, _ = settings.rate_limit(provider)
     remaining = n
@@ -100,11 +101,12 @@ def reserve_slots(source_spec: str, requests: int, settings: Settings) -> None:
 
     The in-process limiter still paces each request; this caps the pipeline across processes.
     """
-    from marketpipe.providers import NETWORK_SOURCES, source_names
+    from marketpipe.providers import source_names
+    from marketpipe.providers.registry import record
 
     if requests <= 0 or not global_limits_wanted(settings):
         return
     for name in source_names(source_spec):
-        if name in NETWORK_SOURCES:
+        if record(name).network:
             acquire_provider_slots(name, n=requests, settings=settings)
             return

@@ -19,6 +19,34 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+# a test using any of these needs a service: it gets the `service` marker, and `make test-fast`
+# (`-m "not service and not slow and not serial"`) leaves it out
+SERVICE_FIXTURES = frozenset(
+    {"pg_admin_url", "pg_url", "pg_url_module", "moto_server", "s3_bucket", "prefect_server"}
+)
+
+
+SERVICE_PARAMS = ("postgres", "s3")  # parametrised fixtures that reach a service by name
+
+
+def _needs_service(item) -> bool:
+    if item.get_closest_marker("needs_service"):
+        return True
+    if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(
+        isinstance(v, str) and any(word in v.lower() for word in SERVICE_PARAMS)
+        for v in params.values()
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _needs_service(item):
+            item.add_marker(pytest.mark.service)
+
+
 PG_ADMIN_URL = os.environ.get(
     "MARKETPIPE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

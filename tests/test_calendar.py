@@ -128,3 +128,65 @@ def test_bad_inputs():
     with pytest.raises(ConfigError):
         session_bounds(date(2024, 7, 4))
     assert sessions(date(2024, 1, 5), date(2024, 1, 1)).empty
+
+
+def test_one_exchange_zone_and_regular_session_counts():
+    from marketpipe.calendar import EXCHANGE_TZ, bars_in_span, bars_per_regular_session
+
+    assert EXCHANGE_TZ == str(get_calendar().tz)
+    # 09:30-16:00 is 390 minutes; 1h ends with a half-hour bar
+    assert {i: bars_per_regular_session(i) for i in ("1m", "5m", "15m", "1h", "1d")} == {
+        "1m": 390,
+        "5m": 78,
+        "15m": 26,
+        "1h": 7,
+        "1d": 1,
+    }
+    assert bars_in_span("1m", 960) == 960 and bars_in_span("1h", 960) == 16
+
+
+def test_expected_per_session_matches_pandas_market_calendars():
+    import pandas_market_calendars as pmc
+
+    from marketpipe.calendar import expected_per_session
+
+    sched = pmc.get_calendar("XNYS").schedule("2024-11-25", "2024-12-06")
+    minutes = (sched["market_close"] - sched["market_open"]).dt.total_seconds() // 60
+    for interval, step in (("1m", 1), ("5m", 5), ("1h", 60)):
+        got = expected_per_session(interval, "2024-11-23", "2024-12-07")
+        assert list(got.index) == list(sched.index)
+        assert got.tolist() == [int(-(-m // step)) for m in minutes]
+    # `now` counts only bars complete by then: 10 one-minute bars by 09:40:30 ET
+    now = pd.Timestamp("2024-12-02 09:40:30", tz="America/New_York")
+    assert expected_per_session("1m", "2024-12-02", "2024-12-02", now=now).tolist() == [10]
+
+
+def test_session_membership_for_mixed_intervals():
+    from marketpipe.calendar import exchange_date, session_date, session_labels
+
+    ts = pd.Series(pd.to_datetime(["2024-07-03 00:00", "2024-07-04 01:30"], utc=True))
+    labels = session_labels(ts, pd.Series(["1d", "1m"]))
+    assert labels.tolist() == [pd.Timestamp("2024-07-03"), pd.Timestamp("2024-07-03")]
+    assert session_date(ts[1], "1m") == date(2024, 7, 3)
+    assert session_date(ts[1], "1d") == date(2024, 7, 4)
+    assert exchange_date(ts[1]) == date(2024, 7, 3)
+
+
+def test_overlaps_regular_hours_honours_early_closes():
+    from marketpipe.calendar import overlaps_regular_hours
+
+    # 2024-11-29 closes at 13:00 ET: the 12:59 bar is in, 13:00 and 16:00 bars are post-market
+    local = ["09:29", "09:30", "12:59", "13:00", "16:00"]
+    ts = pd.Series(
+        pd.to_datetime([f"2024-11-29 {t}" for t in local]).tz_localize("America/New_York")
+    )
+    assert overlaps_regular_hours(ts.dt.tz_convert("UTC"), "1m").tolist() == [
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+    # a 5m bar starting 09:26 ends 09:31: it overlaps the open
+    first = pd.Series([pd.Timestamp("2024-11-27 09:26", tz="America/New_York")])
+    assert overlaps_regular_hours(first, "5m").tolist() == [True]

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from marketpipe.action_kinds import ADJUSTING_KINDS, STORED_ONLY_PREFIX
-from marketpipe.processing._calendar import _xnys, session_dates
+from marketpipe.calendar import get_calendar
+from marketpipe.calendar import session_labels as session_dates
 
 PRICE_ADJUSTED: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
 NON_ADJUSTING_PREFIX = STORED_ONLY_PREFIX  # stored, never applied (e.g. capital-gain distributions)
@@ -125,7 +126,7 @@ def adjustment_factors(bars: pd.DataFrame, corporate_actions: pd.DataFrame) -> p
 
 def previous_sessions(days: pd.Series) -> pd.Series:
     """The last XNYS session strictly before each (naive, midnight) date."""
-    labels = _xnys().sessions.tz_localize(None).astype("datetime64[ns]")
+    labels = get_calendar().sessions.tz_localize(None).astype("datetime64[ns]")
     at = np.searchsorted(labels.to_numpy(), days.to_numpy(dtype="datetime64[ns]"), side="left")
     prev = labels.take(np.clip(at - 1, 0, len(labels) - 1)).to_numpy()
     return pd.Series(np.where(at > 0, prev, np.datetime64("NaT")), index=days.index)

@@ -3,7 +3,8 @@
 Conventions
 -----------
 * Duplicates on `(symbol, interval, ts)` are the only rows removed. The survivor is the row whose
-  `source` comes first in `source_priority` (unknown sources rank last; ties keep input order).
+  `source` comes first in `source_priority` (default: each provider's registry priority; unknown
+  sources rank last; ties keep input order).
   `CleanResult.duplicates_removed` reports how many rows went, so
   `len(input) == len(result.bars) + result.duplicates_removed`.
 * Outliers are flagged per `(symbol, interval)` group, vectorised (one rolling pass over the sorted
@@ -35,8 +36,10 @@ import pandas as pd
 
 from marketpipe.bars import BAR_KEY
 from marketpipe.processing._window import GroupWindow, group_bounds, group_codes, to_us
+from marketpipe.providers.registry import source_priority as registry_priority
 
-DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("polygon", "yahoo", "replay", "synthetic")
+# the providers' dedupe priorities (their registry records): polygon, yahoo, replay, synthetic
+DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = registry_priority()
 SPIKE = "spike"
 UNIT_ERROR = "unit_error_100x"
 ZERO_RANGE = "zero_range_volume"
@@ -72,15 +75,17 @@ def empty_flags() -> pd.DataFrame:
 
 
 def dedupe_bars(
-    bars: pd.DataFrame, source_priority: Sequence[str] = DEFAULT_SOURCE_PRIORITY
+    bars: pd.DataFrame, source_priority: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, int]:
     """Sort by key and keep one row per `(symbol, interval, ts)`, best source first."""
     df, removed, _ = _dedupe(bars, source_priority)
     return df, removed
 
 
-def _dedupe(bars: pd.DataFrame, source_priority: Sequence[str]):
+def _dedupe(bars: pd.DataFrame, source_priority: Sequence[str] | None):
     """`dedupe_bars` plus the surviving rows' `(symbol, interval)` group codes."""
+    if source_priority is None:  # the registry's priorities, read now
+        source_priority = registry_priority()
     if bars.empty:
         return bars.reset_index(drop=True), 0, np.zeros(0, dtype=np.int64)
     src_codes, sources = pd.factorize(bars["source"], use_na_sentinel=True)
@@ -101,7 +106,7 @@ def _dedupe(bars: pd.DataFrame, source_priority: Sequence[str]):
 
 def clean_bars(
     bars: pd.DataFrame,
-    source_priority: Sequence[str] = DEFAULT_SOURCE_PRIORITY,
+    source_priority: Sequence[str] | None = None,
     z: float = 6.0,
     window: int = 100,
     unit_window: int = 11,

@@ -39,28 +39,12 @@ import numpy as np
 import pandas as pd
 
 from marketpipe.bars import INTERVAL_OFFSETS, QUALITY_COLUMNS
-from marketpipe.processing._calendar import schedule, session_dates
-from marketpipe.processing._window import to_us
+from marketpipe.calendar import session_labels
+from marketpipe.coverage import calendar_expected, series_coverage, session_closes
+
+__all__ = ["calendar_expected", "count_quarantined", "quality_scores"]
 
 Expected = Mapping[tuple[str, dt.date], int] | Callable[[str, dt.date], int] | None
-
-
-def calendar_expected(interval: str, session: dt.date, now: pd.Timestamp | None = None) -> int:
-    """Bars the calendar expects for `interval` in `session`, counting only bars ended by `now`."""
-    sched = schedule(session, session)
-    if sched.empty:
-        return 0
-    open_, close = sched["open"].iloc[0], sched["close"].iloc[0]
-    limit = close if now is None else min(close, pd.Timestamp(now))
-    if interval == "1d":
-        return int(limit >= close)
-    step = INTERVAL_OFFSETS[interval]
-    if limit <= open_:
-        return 0
-    full = (limit - open_) // step
-    partial_end = open_ + ((close - open_) // step) * step  # start of a short last bar, if any
-    short_last = partial_end < close and limit >= close
-    return int(full + short_last)
 
 
 def _expected_lookup(expected: Expected, now: pd.Timestamp) -> Callable[[str, dt.date], int]:
@@ -88,7 +72,7 @@ def count_quarantined(quarantine: pd.DataFrame) -> pd.DataFrame:
     """Quarantine rows (`symbol, interval, ts, ...`) -> `symbol, interval, session, quarantined`."""
     q = quarantine.dropna(subset=["ts"])
     ts = pd.to_datetime(q["ts"], utc=True)
-    session = session_dates(ts, q["interval"])
+    session = session_labels(ts, q["interval"])
     frame = pd.DataFrame({"symbol": q["symbol"], "interval": q["interval"], "session": session})
     out = frame.groupby(["symbol", "interval", "session"], as_index=False).size()
     out["session"] = out["session"].dt.date
@@ -105,18 +89,8 @@ def quality_scores(
 ) -> pd.DataFrame:
     """Score every `(symbol, interval, session)`; see the module docstring for the formula."""
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
-    b = bars[["symbol", "interval", "ts"]].drop_duplicates()
-    day = session_dates(b["ts"], b["interval"]).astype("datetime64[ns]")
-    b = b.assign(session=day)  # naive datetime64 internally, `datetime.date` on output
-    b["end"] = _bar_ends(b)
-
-    b["regular"] = _in_regular_hours(b)
-    present = b.groupby(["symbol", "interval", "session"], as_index=False).agg(
-        present=("regular", "sum"), last_end=("end", "max")
-    )
-    grid = _session_grid(present, sessions)
-    out = grid.merge(present, how="left", on=["symbol", "interval", "session"])
-    out["present"] = out["present"].fillna(0).astype("int64")
+    # naive datetime64 sessions internally, `datetime.date` on output
+    out = series_coverage(bars, sessions, now)
 
     out_flags = _outlier_counts(bars, flags)
     quar = _counts_frame(quarantined_counts, "quarantined")
@@ -134,7 +108,7 @@ def quality_scores(
     out = out.sort_values(["symbol", "interval", "session"], kind="mergesort")
     out["last_end"] = out.groupby(["symbol", "interval"])["last_end"].ffill()
     latest = ~out.duplicated(["symbol", "interval"], keep="last")
-    closes = _session_closes(out["session"])
+    closes = session_closes(out["session"])
     complete = (closes <= now).to_numpy() & (out["missing"] == 0).to_numpy()
     age = (now - out["last_end"]).dt.total_seconds().fillna(0.0).clip(lower=0.0)
     out["staleness_s"] = np.where(latest & ~complete, age, 0.0)
@@ -154,53 +128,6 @@ def quality_scores(
     return out[list(QUALITY_COLUMNS)].reset_index(drop=True)
 
 
-def _bar_ends(b: pd.DataFrame) -> pd.Series:
-    """Bar end: start + interval for intraday bars, the session's close for daily bars."""
-    end = b["ts"] + b["interval"].map(INTERVAL_OFFSETS).astype("timedelta64[us]")
-    daily = (b["interval"] == "1d").to_numpy()
-    if daily.any():
-        closes = _session_closes(b.loc[daily, "session"])
-        end.loc[daily] = closes.fillna(end.loc[daily])
-    return end
-
-
-def _in_regular_hours(b: pd.DataFrame) -> np.ndarray:
-    """Daily bars always; intraday bars when their start lies in the session's `[open, close)`."""
-    days = b["session"]
-    if days.empty:
-        return np.zeros(0, dtype=bool)
-    sched = schedule(days.min(), days.max())
-    opens = sched["open"].reindex(days.to_numpy())
-    closes = sched["close"].reindex(days.to_numpy())
-    ts = to_us(b["ts"])
-    inside = opens.notna().to_numpy() & (ts >= to_us(opens)) & (ts < to_us(closes))
-    return (b["interval"] == "1d").to_numpy() | inside
-
-
-def _session_closes(days: pd.Series) -> pd.Series:
-    """Close (UTC) of each naive session date; non-sessions get their date's midnight UTC."""
-    if days.empty:
-        return pd.Series(pd.NaT, index=days.index, dtype="datetime64[ns, UTC]")
-    sched = schedule(days.min(), days.max())["close"]
-    closes = sched.reindex(days.to_numpy()).set_axis(days.index)
-    return closes.fillna(days.dt.tz_localize("UTC"))
-
-
-def _session_grid(present: pd.DataFrame, sessions: list[dt.date] | None) -> pd.DataFrame:
-    """Every calendar session between each series' first and last session, plus `sessions`."""
-    parts = []
-    extra = pd.DatetimeIndex(pd.to_datetime(list(sessions or ())))
-    for (sym, ivl), grp in present.groupby(["symbol", "interval"], sort=True):  # per series
-        days = pd.DatetimeIndex(grp["session"])
-        days = days.union(schedule(days.min(), days.max()).index).union(extra)
-        parts.append(pd.DataFrame({"symbol": sym, "interval": ivl, "session": days}))
-    if not parts:
-        frame = pd.DataFrame({c: pd.Series(dtype="str") for c in ("symbol", "interval")})
-        return frame.assign(session=pd.Series(dtype="datetime64[ns]"))
-    grid = pd.concat(parts, ignore_index=True)
-    return grid.assign(session=grid["session"].astype("datetime64[ns]"))
-
-
 def _outlier_counts(bars: pd.DataFrame, flags: pd.DataFrame | None) -> pd.DataFrame:
     if flags is not None:
         src = flags[["symbol", "interval", "ts"]]
@@ -209,7 +136,7 @@ def _outlier_counts(bars: pd.DataFrame, flags: pd.DataFrame | None) -> pd.DataFr
     else:
         src = bars.iloc[:0][["symbol", "interval", "ts"]]
     src = src.drop_duplicates()
-    src = src.assign(session=session_dates(src["ts"], src["interval"]).astype("datetime64[ns]"))
+    src = src.assign(session=session_labels(src["ts"], src["interval"]))
     return (
         src.groupby(["symbol", "interval", "session"], as_index=False)
         .size()

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from marketpipe.bars import INTERVAL_OFFSETS, conform_bars, empty_bars, interval_offset
-from marketpipe.processing._calendar import schedule, session_dates
+from marketpipe.calendar import session_labels as session_dates
+from marketpipe.calendar import session_schedule as schedule
 from marketpipe.processing._window import to_us
 
 TARGETS: tuple[str, ...] = ("5m", "15m", "1h", "1d")

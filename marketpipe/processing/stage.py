@@ -26,11 +26,11 @@ import pandas as pd
 import pandera.errors as pa_errors
 
 from marketpipe.errors import ContractError
-from marketpipe.processing.adjust import adjust_bars
+from marketpipe.processing.adjusted_read import adjust_stored
 from marketpipe.processing.clean import clean_bars
 from marketpipe.processing.contract import validate_features
 from marketpipe.processing.features import compute_features, warmup_bars
-from marketpipe.processing.history import dividend_reference_bars, read_with_history
+from marketpipe.processing.history import read_with_history
 from marketpipe.processing.quality import count_quarantined, quality_scores
 from marketpipe.processing.resample import resample_bars
 from marketpipe.storage import Stores
@@ -176,11 +176,10 @@ def _process_group(
     report.flagged = int((bars.loc[window_rows, "outlier_flags"] != "").sum())
     flags = cleaned.flags.loc[(cleaned.flags["ts"] >= lo_ts).to_numpy()]
     actions = stores.hot.read_corporate_actions(symbols)
-    if not actions.empty:
-        extra = dividend_reference_bars(read, actions, symbols, hi)
-        both = bars if extra is None else pd.concat([bars, extra], ignore_index=True)
-        bars = adjust_bars(both, actions).iloc[: len(bars)]
-    computed = compute_features(bars)
+    # the same adjustment `read --adjusted` applies (factors see bars after the window too);
+    # `bars` holds the warm-up history too, and only the window's features are written
+    adjusted = adjust_stored(stores, bars, actions, symbols, interval, _utc(hi))
+    computed = compute_features(adjusted)
     features = validate_features(computed.loc[computed["ts"] >= lo_ts].reset_index(drop=True))
     plan = plan_writes(features, now, hot_days)
     report.features_hot = stores.hot.upsert_features(plan.hot)
@@ -200,6 +199,10 @@ def _process_group(
     report.quality_rows = stores.hot.upsert_quality(scores)
     report.quality = _quality_summary(scores)
     return report
+
+
+def _utc(day: date) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
 
 
 def _store_resampled(stores: Stores, raw: pd.DataFrame, target: str, now, hot_days: int) -> int:

@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from marketpipe.bars import BAR_COLUMNS, QUARANTINE_COLUMNS, TS_DTYPE, conform_bars, empty_bars
+from marketpipe.calendar import EXCHANGE_TZ, daily_bar_start, session_dates  # noqa: F401
 
-EXCHANGE_TZ = "America/New_York"
+# (EXCHANGE_TZ is re-exported: the adapters map vendor stamps in exchange time)
 # an adapter's rejects: quarantine rows before the run stamps them
 REJECTED_COLUMNS: tuple[str, ...] = tuple(
     c for c in QUARANTINE_COLUMNS if c not in ("run_id", "quarantined_at")
@@ -47,17 +48,12 @@ def _as_date(v: Any) -> date:
     return pd.Timestamp(v).date()
 
 
-def session_midnight_utc(ts_utc: pd.Series) -> pd.Series:
-    """Daily bars: the exchange (ET) calendar date of each UTC instant, as midnight UTC."""
-    local_dates = ts_utc.dt.tz_convert(EXCHANGE_TZ).dt.tz_localize(None).dt.normalize()
-    return local_dates.dt.tz_localize("UTC").astype(TS_DTYPE)
+session_midnight_utc = daily_bar_start  # daily bars: the exchange date of a UTC instant, 00:00 UTC
 
 
 def exchange_dates(ts_utc: pd.Series, interval: str) -> pd.Series:
-    """The session date of each bar (for range filtering): ET date, or the UTC date for daily bars."""
-    if interval == "1d":
-        return ts_utc.dt.tz_convert("UTC").dt.date
-    return ts_utc.dt.tz_convert(EXCHANGE_TZ).dt.date
+    """The session date (`datetime.date`) of each bar, aligned with `ts_utc` (range filtering)."""
+    return pd.Series(session_dates(ts_utc, interval).astype(object), index=ts_utc.index)
 
 
 def bars_frame(

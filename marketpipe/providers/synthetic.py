@@ -20,14 +20,13 @@ import numpy as np
 import pandas as pd
 
 from marketpipe.bars import INTERVAL_OFFSETS, INTERVALS, conform_bars, empty_bars
-from marketpipe.calendar import bar_schedule
+from marketpipe.calendar import bar_schedule, regular_session_minutes
 from marketpipe.providers.base import BarsQuery, BaseProvider, FetchResult
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MASK64 = (1 << 64) - 1
-_SESSION_MINUTES = 390.0
 _DAILY_VOL = 0.015  # daily log-return standard deviation
 
 
@@ -119,7 +118,7 @@ class SyntheticProvider(BaseProvider):
 
             level = self._session_level(sym, session_day, session_key)
             minutes = INTERVAL_OFFSETS[interval].total_seconds() / 60
-            bars_per_day = 1.0 if interval == "1d" else _SESSION_MINUTES / minutes
+            bars_per_day = 1.0 if interval == "1d" else regular_session_minutes() / minutes
             sigma = _DAILY_VOL / np.sqrt(bars_per_day)
 
             # random walk within each session: segmented cumulative sum of log returns

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from marketpipe import metrics
+from marketpipe.calendar import daily_bar_start, exchange_date, session_date
 from marketpipe.errors import ConfigError, FatalError, RetryableError, UnknownSymbolError
 from marketpipe.providers._frames import (
     EXCHANGE_TZ,
@@ -115,7 +116,7 @@ class YahooProvider(BaseProvider):
         self.session = _limit_session(session, self.limiter)
         self.timeout = timeout
         self.unadjust_splits = unadjust_splits
-        self._today = today or (lambda: pd.Timestamp.now(tz=EXCHANGE_TZ).date())
+        self._today = today or exchange_date
 
     # ------------------------------------------------------------------ I/O
     def _history(self, symbol: str, interval: str, start: date, end: date) -> pd.DataFrame:
@@ -253,9 +254,7 @@ def _map_frame(
     idx = pd.DatetimeIndex(df.index)
     idx = idx.tz_localize(EXCHANGE_TZ) if idx.tz is None else idx
     if interval == "1d":
-        ts = pd.DatetimeIndex(
-            idx.tz_convert(EXCHANGE_TZ).tz_localize(None).normalize()
-        ).tz_localize("UTC")
+        ts = pd.DatetimeIndex(daily_bar_start(pd.Series(idx)))
     else:
         ts = idx.tz_convert("UTC")
     good, bad, actions = [], [], []
@@ -278,7 +277,7 @@ def _map_frame(
             )
         else:
             good.append({"ts": t, **{k: float(v) for k, v in values.items()}})
-        ex_date = t.tz_convert(EXCHANGE_TZ).date() if interval != "1d" else t.date()
+        ex_date = session_date(t, interval)
         split, div = row.get("Stock Splits", 0) or 0, row.get("Dividends", 0) or 0
         if split and not pd.isna(split):
             actions.append(

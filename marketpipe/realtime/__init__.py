@@ -3,7 +3,7 @@
 from marketpipe.realtime.aggregator import BarAggregator, MicroBatcher, interval_label
 from marketpipe.realtime.queue import BoundedTickQueue, QueueStats
 from marketpipe.realtime.session import RealtimeSession, SessionReport, install_sigterm
-from marketpipe.realtime.sink import BarSink, HotStoreSink, MemorySink, default_flush
+from marketpipe.realtime.sink import BarSink, HotStoreSink, default_flush
 from marketpipe.realtime.sources import PolygonTickSource, SyntheticTickSource, TickSource
 from marketpipe.realtime.ticks import SourceEnd, Tick, ticks_frame
 
@@ -12,7 +12,6 @@ __all__ = [
     "BarSink",
     "BoundedTickQueue",
     "HotStoreSink",
-    "MemorySink",
     "MicroBatcher",
     "PolygonTickSource",
     "QueueStats",

@@ -3,7 +3,7 @@
 The consumer keeps aggregating while a batch is being built and committed; at most `depth`
 batches wait (then `submit` blocks: backpressure reaches the bounded tick queue and its drop
 policy, never an unbounded buffer). Each batch is ONE `flush(sink, bars, quarantine)` call -- the
-seam where the lead puts one Prefect task call per micro-batch.
+seam where `flows/realtime.py` puts one Prefect task call per micro-batch.
 """
 
 from __future__ import annotations

@@ -7,11 +7,12 @@ lies in [start, end] (see `RealtimeSession`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 
 from marketpipe.bars import conform_bars, empty_bars
+from marketpipe.calendar import exchange_date
 from marketpipe.errors import ConfigError
 from marketpipe.realtime.aggregator import interval_label
 from marketpipe.realtime.sources import SyntheticTickSource
@@ -78,7 +79,7 @@ def polygon_rest(provider, bar_window: timedelta) -> RestBackfill:
     from marketpipe.providers.base import BarsQuery
 
     def fetch(symbols, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        first, last = _ny_date(start), _ny_date(end)
+        first, last = exchange_date(start), exchange_date(end)
         result = provider.fetch(
             BarsQuery(symbols=tuple(symbols), interval="1m", start=first, end=last)
         )
@@ -86,7 +87,3 @@ def polygon_rest(provider, bar_window: timedelta) -> RestBackfill:
         return bars.loc[(bars["ts"] >= start) & (bars["ts"] <= end)].reset_index(drop=True)
 
     return fetch
-
-
-def _ny_date(ts: pd.Timestamp) -> date:
-    return pd.Timestamp(ts).tz_convert("America/New_York").date()

@@ -6,7 +6,7 @@ hands micro-batches to a flusher thread that commits them, in order, through
 `flush(sink, bars, quarantine)` (one call per micro-batch, never per tick); the caller's thread
 waits for the end (`until`, `duration`, `stop()`, source exhausted or failure), then everything held is flushed,
 outage windows are gap-filled over REST and the session is reconciled with REST (REST wins).
-Prefect-free: the lead wraps `flush` as one task call per micro-batch.
+Prefect-free: `flows/realtime.py` wraps `flush` as one task call per micro-batch.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`read_bars`: one frame from hot ∪ cold, hot wins on overlap, raw or adjusted."""
+"""`read_bars`: one frame from hot ∪ cold, hot wins on overlap, raw prices.
+
+Back-adjusted reads live one layer up (`marketpipe.processing.adjusted_read`): storage never
+imports processing."""
 
 from __future__ import annotations
 
@@ -36,36 +39,13 @@ def read_bars(
     start: date | str | pd.Timestamp | None,
     end: date | str | pd.Timestamp | None,
     interval: str,
-    adjusted: bool = False,
 ) -> pd.DataFrame:
     """Bars with `start <= ts < end` for the symbols, from both tiers (hot wins on overlap).
 
-    `adjusted=True` applies split and dividend back-adjustment from `corporate_actions` (CRSP
-    style, see `marketpipe.processing.adjust`); stored prices stay raw.
+    Prices are raw; `marketpipe.processing.adjusted_read.read_bars(…, adjusted=True)` adjusts.
     """
     syms = [validate_symbol(s) for s in symbols]
     lo, hi = to_utc(start), to_utc(end)
-    if adjusted:
-        return _read_adjusted(stores, syms, lo, hi, interval)
     cold = stores.cold.read_bars(syms, interval, lo, hi)
     hot = stores.hot.read_bars(syms, interval, lo, hi)
     return union_hot_wins(cold, hot)
-
-
-def _read_adjusted(stores: Stores, syms, lo, hi, interval) -> pd.DataFrame:
-    from marketpipe.processing.adjust import adjust_bars
-
-    actions = stores.hot.read_corporate_actions(syms)
-    # factors need the bars up to the last action (close before each ex-date), so read through it
-    hi_needed = hi
-    if hi is not None and not actions.empty:
-        last_action = to_utc(pd.Timestamp(actions["ex_date"].max())) + pd.Timedelta(days=1)
-        hi_needed = max(hi, last_action)
-    raw = union_hot_wins(
-        stores.cold.read_bars(syms, interval, lo, hi_needed),
-        stores.hot.read_bars(syms, interval, lo, hi_needed),
-    )
-    adj = adjust_bars(raw, actions)
-    if hi is not None:
-        adj = adj.loc[adj["ts"] < hi]
-    return adj.reset_index(drop=True)

@@ -7,7 +7,8 @@ from datetime import date
 import pandas as pd
 
 from marketpipe.calendar import expected_bar_starts
-from marketpipe.historical import completeness, incremental_start
+from marketpipe.ingest_plan import incremental_start
+from marketpipe.run_reports import completeness
 from marketpipe.settings import Settings
 from marketpipe.storage import open_stores
 from tests.history.test_incremental_repair import _bars, _write_both_tiers

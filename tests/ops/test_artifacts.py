@@ -1,88 +1,13 @@
-"""Run artifacts: pure helpers here; the ingestion run's artifacts against the test server.
-
-`test_ingestion_run_publishes_artifacts` needs the merged tree (stores, contract, synthetic
-provider) and the artifact calls in `flows/ingestion.py` (see docs/operations.md).
-"""
+"""Run artifacts against the test server (rendering: tests/test_report_render.py)."""
 
 from __future__ import annotations
 
-import base64
 import json
-from datetime import date
 
 import pandas as pd
 import pytest
 
-from flows import _artifacts as art
-
-
-def test_quality_table_counts_reason_codes():
-    quarantine = pd.DataFrame(
-        {
-            "symbol": ["AAPL", "AAPL", "MSFT", "BAD SYM"],
-            "ts": pd.to_datetime(["2024-01-02"] * 4, utc=True),
-            "reason": ["high_lt_low", "high_lt_low,price_not_positive", "future_bar", "bad_symbol"],
-        }
-    )
-    rows = art.quality_table(
-        [{"symbol": "AAPL", "fetched": 10, "quarantined": 2}, {"symbol": "MSFT", "fetched": 5}],
-        quarantine,
-    )
-    by = {r["symbol"]: r for r in rows}
-    assert by["AAPL"]["reasons"] == "high_lt_low: 2, price_not_positive: 1"
-    assert by["MSFT"]["reasons"] == "future_bar: 1"
-    assert by["BAD SYM"]["quarantined"] == 1
-    json.dumps(rows)
-    assert art.quality_table([{"symbol": "SPY"}], None) == [{"symbol": "SPY", "reasons": ""}]
-
-
-def _matrix() -> pd.DataFrame:
-    cols = [date(2024, 1, d) for d in (2, 3, 4, 5)]
-    m = pd.DataFrame("present", index=pd.Index(["AAPL", "MSFT"], name="symbol"), columns=cols)
-    m.iloc[0, 1] = "missing"
-    m.iloc[1, 2] = "quarantined"
-    m.iloc[1, 3] = "partial"
-    return m
-
-
-def test_coverage_images_are_small_and_embedded():
-    m = _matrix()
-    svg = art.coverage_svg(m)
-    assert svg.startswith("<svg") and svg.count("<rect") == 4 + 8  # legend + cells
-    md = art.coverage_markdown(m, "Coverage")
-    uri = md.split("](", 1)[1].split(")", 1)[0]
-    image = base64.b64decode(uri.split(",", 1)[1])
-    png = art.coverage_png(m)
-    if png is not None:  # matplotlib installed: a small PNG
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 60_000
-        assert uri.startswith("data:image/png;base64,") and image[:4] == b"\x89PNG"
-    else:  # without matplotlib: the hand-drawn SVG
-        assert uri.startswith("data:image/svg+xml;base64,") and image.decode() == svg
-    assert "| AAPL | 3 | 0 | 0 | 1 |" in md and "| MSFT | 2 | 1 | 1 | 0 |" in md
-    assert art.coverage_summary(m)[1] == {
-        "symbol": "MSFT",
-        "present": 2,
-        "partial": 1,
-        "quarantined": 1,
-        "missing": 0,
-    }
-
-
-def test_coverage_matrix_from_frames():
-    """Needs marketpipe.calendar (merged tree)."""
-    days = ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05"]  # 4th: holiday
-    bars = pd.DataFrame(
-        {"symbol": ["AAPL"] * 3 + ["MSFT"], "ts": pd.to_datetime(days[:3] + days[3:], utc=True)}
-    )
-    quarantine = pd.DataFrame(
-        {"symbol": ["MSFT"], "ts": pd.to_datetime(["2024-07-02"], utc=True), "reason": ["x"]}
-    )
-    m = art.coverage_matrix(
-        bars, quarantine, ["AAPL", "MSFT"], "1d", date(2024, 7, 1), date(2024, 7, 5)
-    )
-    assert [str(c) for c in m.columns] == days
-    assert list(m.loc["AAPL"]) == ["present", "present", "present", "missing"]
-    assert list(m.loc["MSFT"]) == ["missing", "quarantined", "missing", "present"]
+from flows import _publish as art
 
 
 def test_progress_outside_a_run_is_harmless():
@@ -129,3 +54,64 @@ def test_ingestion_run_publishes_artifacts(prefect_server, embedded_env):
     md = by_key["ingestion-coverage"].data
     assert "![coverage](data:image/" in md and "| AAPL |" in md
     assert len(md) < 200_000
+
+
+def _png_width(markdown: str) -> int:
+    import base64
+
+    uri = markdown.split("](data:image/png;base64,", 1)[1].split(")", 1)[0]
+    return int.from_bytes(base64.b64decode(uri)[16:20], "big")  # IHDR width
+
+
+def test_the_pipeline_run_carries_the_artifacts_and_every_stage_leaves_its_own(
+    prefect_server, embedded_env
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    from flows.pipeline import pipeline
+
+    today = pd.Timestamp.now(tz="UTC").date()
+    start = (pd.Timestamp(today) - pd.Timedelta(days=60)).date()
+    state = pipeline(
+        stages=["ingestion", "processing"],
+        symbols=["AAPL", "MSFT"],
+        start=start,
+        end=today,
+        return_state=True,
+    )
+    assert state.is_completed()
+    top = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        mine = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[top]))
+        )
+        stages = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[top])
+            )
+        )
+        every = {
+            a.key
+            for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in stages])
+                )
+            )
+            if a.key
+        }
+    by_key = {a.key: a for a in mine if a.key}
+    assert {"pipeline-summary", "pipeline-quality", "pipeline-coverage"} <= set(by_key)
+    assert {r["stage"] for r in json.loads(by_key["pipeline-summary"].data)} == {
+        "ingestion",
+        "processing",
+    }
+    for stage in ("ingestion", "processing"):
+        assert {f"{stage}-{k}" for k in ("summary", "quality", "coverage", "progress")} <= every
+    md = by_key["pipeline-coverage"].data
+    assert "This run's window" in md and _png_width(md) >= 800

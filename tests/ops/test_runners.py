@@ -7,7 +7,7 @@ import pytest
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
-from flows._runners import task_runner_from_env
+from flows.task_runner import task_runner_from_env
 from marketpipe.errors import ConfigError
 
 

@@ -62,6 +62,31 @@ def _wait_for_runs(deployment_id: str, timeout: float) -> list:
             time.sleep(1)
 
 
+def _completed_events_covered(automation: str, timeout: float) -> dict[str, bool]:
+    """{flow name: does the automation's trigger cover that flow run's Completed event}, once the
+    Completed events of both the pipeline run and its ingestion subflow are recorded."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+    from prefect.server.events.schemas.automations import EventTrigger
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        (auto,) = client.read_automations_by_name(automation)
+        trigger = EventTrigger.model_validate(auto.trigger.model_dump(mode="json"))
+        names = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Completed"]))
+        while True:
+            events = client.read_events(filter=names, limit=50).events
+            out = {}
+            for ev in events:
+                flow = next((r.name for r in ev.related if r.role == "flow"), None)
+                server_event = ReceivedEvent.model_validate(ev.model_dump(mode="json"))
+                out[flow] = trigger.covers(server_event)
+            if {"pipeline", "ingestion"} <= set(out) or time.monotonic() > deadline:
+                return out
+            time.sleep(0.5)  # polling for events to be recorded, not proving an absence
+
+
 @pytest.mark.slow
 def test_daily_ingestion_runs_through_a_process_worker(prefect_server, embedded_env, tmp_path):
     from prefect.settings import PREFECT_API_URL
@@ -123,7 +148,10 @@ def test_daily_ingestion_runs_through_a_process_worker(prefect_server, embedded_
     processing_runs = _wait_for_runs(report.deployments["pipeline/processing"], timeout=90)
     assert processing_runs, "no processing run was triggered by the completed daily-ingestion"
     assert processing_runs[0].parameters["stages"] == ["processing"]
-    time.sleep(5)  # a second trigger (e.g. from the ingestion subflow's event) would land by now
+    # a second trigger could only come from another Completed event the trigger covers (e.g. the
+    # ingestion subflow's, which carries the deployment too): check every one, no waiting
+    covered = _completed_events_covered("processing-after-daily-ingestion", timeout=90)
+    assert covered.get("ingestion") is False and covered.get("pipeline") is True, covered
     assert len(_wait_for_runs(report.deployments["pipeline/processing"], timeout=0)) == 1
 
     stores = open_stores(load_settings())

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from marketpipe.calendar import expected_bar_starts
+from marketpipe.processing.adjusted_read import read_bars
 from marketpipe.settings import load_settings
 from marketpipe.storage import open_stores
-from marketpipe.storage.read import read_bars
 
 
 @pytest.fixture

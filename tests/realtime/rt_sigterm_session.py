@@ -1,7 +1,8 @@
 """Run a paced synthetic session until SIGTERM; commit each flush to a SQLite file (test helper).
 
 usage: python rt_sigterm_session.py DB_PATH REPORT_PATH
-Prints READY after the first committed flush; writes the SessionReport (+ start ns) as JSON.
+Prints READY once flushes have committed READY_TICKS ticks (progress, not wall time, tells the
+test when to send SIGTERM); writes the SessionReport (+ start ns) as JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import timedelta
 import pandas as pd
 
 from marketpipe.realtime import RealtimeSession, SyntheticTickSource, install_sigterm
+
+READY_TICKS = 2_000  # the test asserts more than 1000 ticks were received before SIGTERM
 
 
 class SqliteSink:
@@ -51,11 +54,12 @@ class SqliteSink:
 def main(db_path: str, report_path: str) -> None:
     start = pd.Timestamp.now(tz="UTC").floor("ms")
     source = SyntheticTickSource(["AAPL", "MSFT"], 5_000, seed=5, start=start)
-    announced = []
+    committed = [0]
 
     def on_flush(info: dict) -> None:
-        if not announced:
-            announced.append(True)
+        before = committed[0]
+        committed[0] += int(info.get("ticks", 0))
+        if before < READY_TICKS <= committed[0]:
             print("READY", flush=True)
 
     session = RealtimeSession(

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, conform_bars
+from marketpipe.bars import BAR_COLUMNS, conform_bars, empty_bars
 from marketpipe.realtime import BoundedTickQueue, SourceEnd, Tick
 
 
@@ -115,3 +116,42 @@ class ScriptedSource:
 
 def ts_ns(text: str) -> int:
     return int(pd.Timestamp(text, tz="UTC").value)
+
+
+class MemorySink:
+    """Thread-safe in-memory store: bars upserted on (symbol, interval, ts), quarantine appended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.bars: dict[tuple[str, str, pd.Timestamp], dict] = {}
+        self.quarantine: list[dict] = []
+        self.bar_writes = 0
+        self.versions: Counter = Counter()  # how many times each bar key was written
+        self.flushes = 0
+
+    def write_bars(self, df: pd.DataFrame) -> int:
+        with self._lock:
+            for rec in df.to_dict("records"):
+                key = (rec["symbol"], rec["interval"], rec["ts"])
+                self.bars[key] = rec
+                self.versions[key] += 1
+            self.bar_writes += len(df)
+            self.flushes += 1
+        return len(df)
+
+    def write_quarantine(self, df: pd.DataFrame) -> int:
+        with self._lock:
+            self.quarantine.extend(df.to_dict("records"))
+        return len(df)
+
+    def bars_frame(self) -> pd.DataFrame:
+        with self._lock:
+            recs = list(self.bars.values())
+        if not recs:
+            return empty_bars()
+        df = pd.DataFrame(recs, columns=list(BAR_COLUMNS))
+        return df.sort_values(["symbol", "interval", "ts"]).reset_index(drop=True)
+
+    def quarantine_frame(self) -> pd.DataFrame:
+        with self._lock:
+            return pd.DataFrame(self.quarantine)

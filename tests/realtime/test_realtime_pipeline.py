@@ -8,13 +8,12 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-from rt_support import ScriptedSource, ts_ns
+from rt_support import MemorySink, ScriptedSource, ts_ns
 
 from marketpipe.errors import ConfigError
 from marketpipe.realtime import (
     BarAggregator,
     BoundedTickQueue,
-    MemorySink,
     MicroBatcher,
     RealtimeSession,
     SyntheticTickSource,

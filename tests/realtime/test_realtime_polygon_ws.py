@@ -9,10 +9,10 @@ import polygon.websocket  # noqa: F401 - imported up front so session timings ex
 import pytest
 from polygon_ws_server import PolygonWsServer
 from pydantic import SecretStr
-from rt_support import RestFake, assert_bars_equal, expected_bars, make_ticks
+from rt_support import MemorySink, RestFake, assert_bars_equal, expected_bars, make_ticks
 
 from marketpipe.errors import FatalError, MarketpipeError
-from marketpipe.realtime import MemorySink, PolygonTickSource, RealtimeSession
+from marketpipe.realtime import PolygonTickSource, RealtimeSession
 
 SYMBOLS = ("AAPL", "MSFT")
 KEY = "test-key"

@@ -28,6 +28,8 @@ from tests.reliability.conftest import (
     open_current_stores,
 )
 
+pytestmark = pytest.mark.needs_service  # its own moto S3 server
+
 N_SYMBOLS = 16
 BUCKET = f"mp-s3-faults-{uuid.uuid4().hex[:8]}"  # moto buckets outlive a server
 

@@ -1,4 +1,5 @@
-"""Choose a flow's task runner from `MARKETPIPE_TASK_RUNNER` at call time (never at import).
+"""Choose a flow's task runner from the `task_runner` setting (`MARKETPIPE_TASK_RUNNER`), read
+when the flow starts (never at import).
 
     unset | threads | threads:N   → ThreadPoolTaskRunner(max_workers=N)        (default N = 4)
     dask | dask:N                 → DaskTaskRunner on a local cluster of N worker processes
@@ -12,8 +13,6 @@ is sent as its URL and reopened on the worker (`enable_store_pickling`); prefer 
 """
 
 from __future__ import annotations
-
-import os
 
 from marketpipe.errors import ConfigError
 
@@ -32,10 +31,17 @@ def _count(text: str, spec: str) -> int:
 
 
 def task_runner_from_env(spec: str | None = None, default_threads: int = DEFAULT_THREADS):
-    """The task runner described by `spec` (default: the `MARKETPIPE_TASK_RUNNER` variable)."""
+    """The task runner described by `spec` (default: the `task_runner` setting, read now).
+
+    `threads` without a count uses `default_threads`.
+    """
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    spec = (os.environ.get(ENV, "") if spec is None else spec).strip()
+    if spec is None:
+        from marketpipe.settings import load_settings
+
+        spec = load_settings().task_runner
+    spec = spec.strip()
     kind, _, rest = spec.partition(":")
     kind = kind.lower()
     if kind in ("", "threads", "thread"):

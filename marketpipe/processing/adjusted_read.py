@@ -1,0 +1,80 @@
+"""The one adjusted read: stored raw bars, back-adjusted for splits and dividends (CRSP style).
+
+`read_bars(stores, …, adjusted=True)` serves `marketpipe read --adjusted`, the Python API and
+(through `adjust_stored`) the processing stage, so every path gives the same numbers for the
+same bar. Storage stays raw and never imports this layer: `marketpipe.storage.read` gives the
+raw hot ∪ cold union, this module adjusts it.
+
+A dividend's factor needs the raw close before its ex-date, so when an action lies after the
+window, the raw bars up to it are read too (then trimmed away).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import pandas as pd
+
+from marketpipe.processing.adjust import adjust_bars
+from marketpipe.storage import Stores
+from marketpipe.storage import read as raw_read
+from marketpipe.symbols import validate_symbol
+
+__all__ = ["adjust_stored", "read_adjusted", "read_bars"]
+
+
+def adjust_stored(
+    stores: Stores,
+    bars: pd.DataFrame,
+    actions: pd.DataFrame,
+    symbols: list[str],
+    interval: str,
+    hi: pd.Timestamp | None,
+) -> pd.DataFrame:
+    """Back-adjust `bars` (stored bars of `symbols` with `ts < hi`) with `actions`.
+
+    Raw bars from `hi` through the last ex-date are read so each factor sees the stored close
+    before its ex-date; they are dropped again before returning.
+    """
+    if actions.empty:
+        return bars
+    frame = bars
+    if hi is not None:
+        last_action = raw_read.to_utc(pd.Timestamp(actions["ex_date"].max())) + pd.Timedelta(days=1)
+        if last_action > hi:
+            after = raw_read.read_bars(stores, symbols, hi, last_action, interval)
+            if len(after):
+                frame = pd.concat([bars, after], ignore_index=True) if len(bars) else after
+    adjusted = adjust_bars(frame, actions)
+    if hi is not None:
+        adjusted = adjusted.loc[adjusted["ts"] < hi]
+    return adjusted.reset_index(drop=True)
+
+
+def read_adjusted(
+    stores: Stores,
+    symbols: Iterable[str],
+    start: date | str | pd.Timestamp | None,
+    end: date | str | pd.Timestamp | None,
+    interval: str,
+) -> pd.DataFrame:
+    """Bars with `start <= ts < end` from both tiers, back-adjusted (prices stay raw in storage)."""
+    syms = [validate_symbol(s) for s in symbols]
+    hi = raw_read.to_utc(end)
+    raw = raw_read.read_bars(stores, syms, start, end, interval)
+    return adjust_stored(stores, raw, stores.hot.read_corporate_actions(syms), syms, interval, hi)
+
+
+def read_bars(
+    stores: Stores,
+    symbols: Iterable[str],
+    start: date | str | pd.Timestamp | None,
+    end: date | str | pd.Timestamp | None,
+    interval: str,
+    adjusted: bool = False,
+) -> pd.DataFrame:
+    """`marketpipe.storage.read.read_bars`, or `read_adjusted` with `adjusted=True`."""
+    if adjusted:
+        return read_adjusted(stores, symbols, start, end, interval)
+    return raw_read.read_bars(stores, symbols, start, end, interval)
