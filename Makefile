@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test check format bench deploy worker status lock clean
+.PHONY: install run test check format bench deploy worker status lock clean server
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ bench: $(STAMP)
 ## Prefect: blocks, work pool, limits, automation and the prefect.yaml deployments (needs PREFECT_API_URL)
 deploy: $(STAMP)
 	$(PY) -m deployments.bootstrap
+
+## Prefect server on PostgreSQL (its own database `prefect`, created if missing); Ctrl-C stops it.
+## Then: export PREFECT_API_URL=http://127.0.0.1:4200/api; make deploy; make worker
+server: $(STAMP)
+	$(PY) -m deployments.server
 
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool marketpipe
