@@ -10,6 +10,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._run import current_flow_run_id, job_run, publish_table
+from marketpipe import metrics
 from marketpipe.historical import build_plan, completeness
 from marketpipe.settings import load_settings
 from marketpipe.storage import open_stores
@@ -56,6 +57,7 @@ def historical(
         run_id = current_flow_run_id()
         with job_run(stores, "historical", params, run_id) as counts:
             pending = plan.pending
+            metrics.queue_depth("historical", "chunks", len(pending))  # run_chunk counts down
             total = len(plan.chunks)
             done_before = total - len(pending)
             stores.hot.update_job(
