@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     s3_connect_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
     s3_read_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     store_retry_budget_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    # health score and alerts (marketpipe.health; docs/operations.md "Health")
+    latency_max_ms: Annotated[float, Field(gt=0)] = 250.0
+    throughput_min_per_s: Annotated[float, Field(ge=0)] = 0.0  # 0 = no throughput floor
+    error_rate_max: Annotated[float, Field(ge=0, le=1)] = 0.05
+    health_score_min: Annotated[int, Field(ge=0, le=100)] = 80
+    # data of a session is due this many minutes after its close (early closes move it)
+    freshness_deadline_min: Annotated[int, Field(ge=0, le=24 * 60)] = 120
+    # where `make deploy`'s automations send alerts (a Prefect webhook block); unset = no block
+    alert_webhook_url: SecretStr | None = None
 
     @field_validator("hot_url")
     @classmethod
