@@ -49,6 +49,7 @@ class Health:
     due_session: str | None
     penalties: dict[str, float] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    stale_symbols: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +126,7 @@ def score(
         due_session=due.isoformat() if due else None,
         penalties={k: round(v, 1) for k, v in pen.items()},
         reasons=why,
+        stale_symbols=list(stale),
     )
 
 

@@ -79,7 +79,7 @@ def test_scheduler_creates_runs_for_every_scheduled_deployment(live_server, depl
 
     _, out = deployed
     wanted = _scheduled_deployments()
-    assert wanted == {"daily-ingestion", "nightly-maintenance", "realtime-session"}
+    assert wanted == {"daily-ingestion", "nightly-maintenance", "realtime-session", "health-check"}
     for name in wanted:
         assert f"/{name}: " in out  # bootstrap reported the deployment
 
