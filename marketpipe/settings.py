@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     health_score_min: Annotated[int, Field(ge=0, le=100)] = 80
     # data of a session is due this many minutes after its close (early closes move it)
     freshness_deadline_min: Annotated[int, Field(ge=0, le=24 * 60)] = 120
+    # circuit breaker per provider (several sources only): skip after N failures for a cool-down
+    circuit_failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    circuit_cooldown_s: Annotated[float, Field(ge=0)] = 120.0
     # where `make deploy`'s automations send alerts (a Prefect webhook block); unset = no block
     alert_webhook_url: SecretStr | None = None
 
