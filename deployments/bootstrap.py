@@ -4,7 +4,8 @@ Run by `make deploy`. Every step creates what is missing and updates what differ
 
 1. block types: our `blocks` module (`prefect block register -m blocks`) + `SqlAlchemyConnector`;
 2. block documents from settings: `marketpipe-hot` (SqlAlchemyConnector; the password goes into a
-   SecretStr), `marketpipe-polygon` (ProviderCredentials), `marketpipe-lake` (LakeSettings);
+   SecretStr), `marketpipe-polygon` (ProviderCredentials), `marketpipe-lake` (LakeSettings) —
+   what deployment runs load at flow start (`blocks/loader.py`; environment variables override);
 3. the process work pool `marketpipe`;
 4. global concurrency limits `provider-polygon` / `provider-yahoo`: limit = requests per window,
    slot decay = limit / window seconds (what `prefect.concurrency.sync.rate_limit` expects);
@@ -26,15 +27,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from blocks.loader import CREDENTIALS_BLOCK, HOT_BLOCK, LAKE_BLOCK
 from tasks.ratelimits import gcl_name, provider_limit, upsert_provider_limit  # noqa: F401
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "marketpipe"
 WORK_POOL_TYPE = "process"
 PROVIDERS = ("polygon", "yahoo")
-HOT_BLOCK = "marketpipe-hot"
-LAKE_BLOCK = "marketpipe-lake"
-CREDENTIALS_BLOCK = "marketpipe-{provider}"
 ZOMBIE_AUTOMATION = "marketpipe-crash-zombie-flow-runs"
 # The worker's flow runs emit a heartbeat every 60 s (prefect.yaml job env); three missed → crashed.
 HEARTBEAT_SECONDS = 60

@@ -149,7 +149,9 @@ def _source(name: str, syms, settings: Settings, window, ticks_per_sec, seed, mo
         return src, (synthetic_rest(src, window) if mode == "hybrid" else None)
     if name == "polygon":
         if settings.polygon_api_key is None:
-            raise ConfigError("POLYGON_API_KEY is not set (or use the provider-credentials block)")
+            raise ConfigError(
+                "POLYGON_API_KEY is not set (deployment runs: the marketpipe-polygon block)"
+            )
         src = PolygonTickSource(
             syms,
             settings.polygon_api_key,

@@ -263,10 +263,39 @@ def _env_name(loc: tuple) -> str:
     return "MARKETPIPE_" + field.upper()
 
 
+_DEFAULTS_SOURCES: list = []
+
+
+def add_defaults_source(fn) -> None:
+    """Register `fn() -> {field: value}`: defaults below the environment (e.g. Prefect blocks for
+    deployment runs, `blocks.loader`). Registering twice is harmless."""
+    if fn not in _DEFAULTS_SOURCES:
+        _DEFAULTS_SOURCES.append(fn)
+
+
+def _env_names(field: str) -> list[str]:
+    if field == "polygon_api_key":
+        return ["POLYGON_API_KEY", "MARKETPIPE_POLYGON_API_KEY"]
+    return ["MARKETPIPE_" + field.upper()]
+
+
+def _source_defaults() -> dict:
+    import os
+
+    out: dict = {}
+    for fn in _DEFAULTS_SOURCES:
+        out.update(fn() or {})
+    env = {k.upper() for k in os.environ}
+    return {k: v for k, v in out.items() if not any(n in env for n in _env_names(k))}
+
+
 def load_settings(**overrides) -> Settings:
-    """Read settings now. Raises ConfigError('MARKETPIPE_HOT_DAYS: …') on the first bad value."""
+    """Read settings now. Raises ConfigError('MARKETPIPE_HOT_DAYS: …') on the first bad value.
+
+    Precedence: `overrides` > environment > registered defaults sources > field defaults.
+    """
     try:
-        return Settings(**overrides)
+        return Settings(**(_source_defaults() | overrides))
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")

@@ -4,7 +4,9 @@
    server's scheduler creates SCHEDULED runs for every deployment prefect.yaml schedules, within a
    bound, and the server log holds no ERROR / traceback / "database is locked".
 2. A deployment scheduled a minute ahead is picked up by a real `prefect worker start --pool
-   marketpipe` subprocess and completes, writing bars into the hot store.
+   marketpipe` subprocess and completes, writing bars into the store of the `marketpipe-hot`
+   block (the worker has no store settings); after the block changes, the next deployment run
+   writes to the new store.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -40,8 +43,9 @@ def deployed(live_server, tmp_path_factory):
     env = project_env(
         PREFECT_API_URL=live_server.api_url,
         MARKETPIPE_DATA_DIR=str(data),
-        MARKETPIPE_HOT_URL=f"sqlite:///{data / 'hot.db'}",
-        MARKETPIPE_COLD_URL=str(data / "lake"),
+        # not the data dir's default file: a run writing here read the marketpipe-hot block
+        MARKETPIPE_HOT_URL=f"sqlite:///{data / 'block-hot.db'}",
+        MARKETPIPE_COLD_URL=str(data / "block-lake"),
     )
     env.pop("MARKETPIPE_METRICS_PORT", None)
     proc = subprocess.run(
@@ -101,8 +105,9 @@ def test_scheduler_creates_runs_for_every_scheduled_deployment(live_server, depl
 def test_a_run_scheduled_a_minute_ahead_completes_on_a_worker(live_server, deployed):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.schedules import IntervalSchedule
+    from prefect.deployments import run_deployment
 
-    from marketpipe.storage.hot import SqlHotStore
+    from blocks.hot import hot_store_connector
 
     env, _ = deployed
     today = pd.Timestamp.now(tz="UTC").normalize()
@@ -122,18 +127,35 @@ def test_a_run_scheduled_a_minute_ahead_completes_on_a_worker(live_server, deplo
             parameters=params,
         )
 
+    # the worker has no store settings of its own: deployment runs load them from the blocks
+    worker_env = {
+        k: v for k, v in env.items() if k not in ("MARKETPIPE_HOT_URL", "MARKETPIPE_COLD_URL")
+    }
     log = live_server.log.parent / "worker.log"
     with log.open("w") as fh:
         worker = subprocess.Popen(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", "marketpipe"],
             cwd=ROOT,
-            env=env,
+            env=worker_env,
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
         run = _wait_for_run_at(dep.id, at, deadline_s=300)
+        assert run is not None and run.state.is_completed(), log.read_text()[-4000:]
+        assert run.parameters["symbols"] == ["AAPL", "MSFT"]
+        assert run.expected_start_time == at
+        assert _symbols_in(env["MARKETPIPE_HOT_URL"]) == {"AAPL", "MSFT"}  # the block's store
+
+        # change the block: the next deployment run writes where it now points
+        changed = f"sqlite:///{Path(env['MARKETPIPE_DATA_DIR']) / 'changed-hot.db'}"
+        hot_store_connector(changed).save("marketpipe-hot", overwrite=True)
+        second = run_deployment(
+            "pipeline/daily-ingestion", parameters=params | {"symbols": ["SPY"]}, timeout=0
+        )
+        done = _wait_final(second.id, deadline_s=300)
+        assert done is not None and done.state.is_completed(), log.read_text()[-4000:]
     finally:
         os.killpg(worker.pid, signal.SIGTERM)  # how a worker is stopped (README)
         try:
@@ -141,16 +163,32 @@ def test_a_run_scheduled_a_minute_ahead_completes_on_a_worker(live_server, deplo
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
-    assert run is not None and run.state.is_completed(), log.read_text()[-4000:]
-    assert run.parameters["symbols"] == ["AAPL", "MSFT"]
-    assert run.expected_start_time == at
-    hot = SqlHotStore(env["MARKETPIPE_HOT_URL"])
+    assert _symbols_in(changed) == {"SPY"}
+    assert _symbols_in(env["MARKETPIPE_HOT_URL"]) == {"AAPL", "MSFT"}
+    assert live_server.error_lines() == []
+
+
+def _symbols_in(url: str) -> set[str]:
+    from marketpipe.storage.hot import SqlHotStore
+
+    hot = SqlHotStore(url)
     try:
-        stats = hot.stats()
+        return set(hot.stats()["symbol"])
     finally:
         hot.dispose()
-    assert set(stats["symbol"]) == {"AAPL", "MSFT"}
-    assert live_server.error_lines() == []
+
+
+def _wait_final(flow_run_id, deadline_s: float):
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + deadline_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state.is_final():
+                return run
+            time.sleep(1)
+    return None
 
 
 def _wait_for_run_at(deployment_id, at: datetime, deadline_s: float):
