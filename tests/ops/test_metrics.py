@@ -123,3 +123,19 @@ def test_stage_timings_queue_depth_and_stream_deltas(fresh_metrics):
     )
     assert got[("pipeline_queue_depth", (("job", "realtime"), ("stage", "queue")))] == 3
     assert got[("pipeline_stage_seconds_count", (("job", "realtime"), ("stage", "flush")))] == 2
+
+
+def test_grafana_dashboard_queries_only_metrics_we_export():
+    import json
+    import re
+    from pathlib import Path
+
+    dash = json.loads((Path(__file__).parents[2] / "docs" / "grafana-marketpipe.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bpipeline_[a-z_]+", e)}
+    doc = metrics.__doc__
+    exported = set(re.findall(r"\bpipeline_[a-z_]+", doc))
+    suffixes = ("_bucket", "_sum", "_count")
+    bases = {next((u[: -len(s)] for s in suffixes if u.endswith(s)), u) for u in used}
+    assert bases <= exported, bases - exported
+    assert {"pipeline_job_runs_total", "pipeline_queue_depth", "pipeline_stage_seconds"} <= bases
