@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install run test test-fast check format bench deploy worker status lock clean
+.PHONY: install run test test-fast check format bench deploy worker status lock clean server exporter
 
 install: $(STAMP)
 
@@ -46,8 +46,21 @@ bench: $(STAMP)
 deploy: $(STAMP)
 	$(PY) -m deployments.bootstrap
 
+## Prefect server on PostgreSQL (its own database `prefect`, created if missing); Ctrl-C stops it.
+## Then: export PREFECT_API_URL=http://127.0.0.1:4200/api; make deploy; make worker
+server: $(STAMP)
+	$(PY) -m deployments.server
+
+## every flow run of the worker writes its metrics to METRICS_DIR; `make exporter` serves their sum
+METRICS_DIR ?= .marketpipe/prometheus
+METRICS_EXPORTER_PORT ?= 9464
 worker: $(STAMP)
-	$(BIN)/prefect worker start --pool marketpipe
+	mkdir -p $(METRICS_DIR)
+	PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) $(BIN)/prefect worker start --pool marketpipe
+
+## one /metrics endpoint (port 9464) for every run of every deployment on this machine
+exporter: $(STAMP)
+	$(PY) -m deployments.exporter --dir $(METRICS_DIR) --port $(METRICS_EXPORTER_PORT)
 
 status: $(STAMP)
 	$(BIN)/marketpipe status

@@ -18,6 +18,7 @@ def status(
 ):
     """Pipeline status; exit code 1 when any symbol's daily bars are older than the last closed
     XNYS session (usable from cron), 0 when everything is fresh."""
+    from marketpipe.health import health_for_status
     from marketpipe.settings import load_settings
     from marketpipe.status import compute_status, format_status
     from marketpipe.storage import open_stores
@@ -28,6 +29,7 @@ def status(
     stores = open_stores(settings)
     try:
         report = compute_status(stores, symbols=wanted)
+        report["health"] = health_for_status(stores, settings)
     finally:
         stores.close()
     report["hot"] = settings.hot_url_masked
@@ -35,7 +37,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
-        typer.echo(format_status(report))
+        typer.echo(format_status(report) + "\n" + report["health"]["line"])
         typer.echo(f"hot store: {report['hot']}\ncold lake: {report['cold']}")
     if report["stale"]:
         raise SystemExit(1)  # cli.main returns SystemExit codes (click swallows typer.Exit)

@@ -4,11 +4,13 @@ Run by `make deploy`. Every step creates what is missing and updates what differ
 
 1. block types: our `blocks` module (`prefect block register -m blocks`) + `SqlAlchemyConnector`;
 2. block documents from settings: `marketpipe-hot` (SqlAlchemyConnector; the password goes into a
-   SecretStr), `marketpipe-polygon` (ProviderCredentials), `marketpipe-lake` (LakeSettings);
+   SecretStr), `marketpipe-polygon` (ProviderCredentials), `marketpipe-lake` (LakeSettings) —
+   what deployment runs load at flow start (`blocks/loader.py`; environment variables override);
 3. the process work pool `marketpipe`;
 4. global concurrency limits `provider-polygon` / `provider-yahoo`: limit = requests per window,
    slot decay = limit / window seconds (what `prefect.concurrency.sync.rate_limit` expects);
-5. the automation that marks flow runs CRASHED when their heartbeats stop;
+5. the automation that marks flow runs CRASHED when their heartbeats stop, and the alert
+   automations + `marketpipe-alerts` notification block (`deployments/alerting.py`);
 6. the deployments of `prefect.yaml` (`prefect --no-prompt deploy --all` in the project root).
 
 Nothing secret is printed: block documents are reported by name only, the hot URL masked.
@@ -25,15 +27,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from blocks.loader import CREDENTIALS_BLOCK, HOT_BLOCK, LAKE_BLOCK
 from marketpipe.providers.registry import network_provider_names
+from tasks.ratelimits import gcl_name, provider_limit, upsert_provider_limit  # noqa: F401
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "marketpipe"
 WORK_POOL_TYPE = "process"
 PROVIDERS = network_provider_names()  # a global concurrency limit per network provider
-HOT_BLOCK = "marketpipe-hot"
-LAKE_BLOCK = "marketpipe-lake"
-CREDENTIALS_BLOCK = "marketpipe-{provider}"
 ZOMBIE_AUTOMATION = "marketpipe-crash-zombie-flow-runs"
 # The worker's flow runs emit a heartbeat every 60 s (prefect.yaml job env); three missed → crashed.
 HEARTBEAT_SECONDS = 60
@@ -48,6 +49,7 @@ class BootstrapReport:
     limits: dict[str, str] = field(default_factory=dict)  # name -> id
     automations: dict[str, str] = field(default_factory=dict)  # name -> id
     deployments: dict[str, str] = field(default_factory=dict)  # flow/name -> id
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"block types: {', '.join(self.block_types)}"]
@@ -56,20 +58,10 @@ class BootstrapReport:
         out += [f"concurrency limit {name}: {id_}" for name, id_ in self.limits.items()]
         out += [f"automation {name}: {id_}" for name, id_ in self.automations.items()]
         out += [f"deployment {name}: {id_}" for name, id_ in self.deployments.items()]
-        return out
+        return out + self.notes
 
 
 # ---------------------------------------------------------------- pure helpers (unit-tested)
-def provider_limit(settings, provider: str) -> tuple[int, float]:
-    """(slots, slot_decay_per_second) for a provider's global concurrency limit.
-
-    `5/min` → 5 slots refilled at 5/60 per second: a strict cap on the request rate across every
-    process that calls `rate_limit("provider-polygon")`.
-    """
-    count, period = settings.rate_limit(provider)
-    return count, count / period
-
-
 def zombie_automation():
     """The documented 'crash zombie flows' automation (docs: advanced/detect-zombie-flows).
 
@@ -191,36 +183,13 @@ def ensure_work_pool(client, report: BootstrapReport) -> None:
 
 
 def ensure_provider_limits(client, settings, report: BootstrapReport) -> None:
-    from prefect.client.schemas.actions import (
-        GlobalConcurrencyLimitCreate,
-        GlobalConcurrencyLimitUpdate,
-    )
-    from prefect.exceptions import ObjectNotFound
-
     for provider in PROVIDERS:
-        name = f"provider-{provider}"
-        limit, decay = provider_limit(settings, provider)
-        try:
-            gcl = client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(
-                    name=name, limit=limit, slot_decay_per_second=decay, active=True
-                )
-            )
-        else:
-            if (gcl.limit, gcl.slot_decay_per_second, gcl.active) != (limit, decay, True):
-                client.update_global_concurrency_limit(
-                    name,
-                    GlobalConcurrencyLimitUpdate(
-                        limit=limit, slot_decay_per_second=decay, active=True
-                    ),
-                )
-        report.limits[name] = str(client.read_global_concurrency_limit_by_name(name).id)
+        report.limits[gcl_name(provider)] = upsert_provider_limit(client, provider, settings)
 
 
-def ensure_automation(client, report: BootstrapReport) -> None:
-    desired = zombie_automation()
+def ensure_automation(client, report: BootstrapReport, desired=None) -> None:
+    """Create or update one automation by name (default: the zombie one), keeping its id."""
+    desired = desired or zombie_automation()
     existing = client.read_automations_by_name(desired.name)
     if existing:
         keep, *extra = existing
@@ -230,6 +199,21 @@ def ensure_automation(client, report: BootstrapReport) -> None:
         report.automations[desired.name] = str(keep.id)
     else:
         report.automations[desired.name] = str(client.create_automation(desired))
+
+
+def ensure_alerts(client, settings, report: BootstrapReport) -> None:
+    """The `marketpipe-alerts` notification block and the automations that use it."""
+    from deployments.alerting import ALERT_BLOCK, alert_automations, save_alert_block
+
+    block_id = save_alert_block(settings)
+    if block_id is None:
+        report.notes.append(
+            "alerts: no notification block; set MARKETPIPE_ALERT_WEBHOOK_URL and re-run"
+        )
+        return
+    report.blocks[ALERT_BLOCK] = block_id
+    for automation in alert_automations(block_id):
+        ensure_automation(client, report, automation)
 
 
 def deploy(names: list[str] | None = None, project_root: Path = PROJECT_ROOT) -> None:
@@ -287,6 +271,7 @@ def bootstrap(
         ensure_work_pool(client, report)
         ensure_provider_limits(client, settings, report)
         ensure_automation(client, report)
+        ensure_alerts(client, settings, report)
     if deploy_flows:
         deploy(names)
         with get_client(sync_client=True) as client:

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._publish import flow_run, publish_run_reports
+from marketpipe import metrics
 from marketpipe.backfill_run import backfill_summary, build_plan
 from marketpipe.run_reports import chunk_totals, completeness
 from marketpipe.storage.read import read_bars
@@ -43,6 +44,7 @@ def historical(
         with run.job(params) as counts:
             total, done = len(plan.chunks), len(plan.chunks) - len(plan.pending)
             run.record_chunks(done, total, 0)
+            metrics.queue_depth("historical", "chunks", len(plan.pending))  # run_chunk counts down
             progress = run.progress("backfill-progress", total, "chunks finished")
             progress.set(done)
             futures = [

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from marketpipe import ingest
+from marketpipe import ingest, metrics
 from marketpipe.backfill import BackfillPlan, Chunk, plan_backfill, request_profile
 from marketpipe.calendar import bars_per_regular_session, expected_bar_starts
 from marketpipe.gaps import find_gaps, repair_windows
@@ -58,13 +58,22 @@ def run_chunk(
 ) -> dict:
     """Fetch, check and store one chunk, then record it done (only after the data is stored)."""
     query = BarsQuery(symbols=chunk.symbols, interval=interval, start=chunk.start, end=chunk.end)
-    result = fetch_from(source, query, settings, options)
-    batch = ingest.check_batch(result, now=now, run_id=run_id)
-    stored = ingest.store_batch(stores, batch, now, settings.hot_days, chunk.symbols, source)
-    totals = stored.totals()
+    with metrics.stage("historical", "fetch") as st:
+        result = fetch_from(source, query, settings, options)
+        st["items"] = len(result.bars)
+    with metrics.stage("historical", "validate") as st:
+        batch = ingest.check_batch(result, now=now, run_id=run_id)
+        st["items"] = len(batch.valid) + len(batch.quarantine)
+    with metrics.stage("historical", "store") as st:
+        stored = ingest.store_batch(stores, batch, now, settings.hot_days, chunk.symbols, source)
+        totals = stored.totals()
+        st["items"] = totals["hot"] + totals["cold"]
     stores.hot.mark_chunk_done(
         job_key, chunk.chunk_id, totals["hot"] + totals["cold"], result.requests
     )
+    metrics.rows_written("historical", source, totals["hot"] + totals["cold"])
+    metrics.batch_done("historical", source)
+    metrics.queue_add("historical", "chunks", -1)
     return {"chunk_id": chunk.chunk_id, "requests": result.requests, **totals}
 
 

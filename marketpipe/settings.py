@@ -122,6 +122,18 @@ class Settings(BaseSettings):
     # threads[:N] | dask[:N[:inproc]] | dask:tcp://host:port (processing and backfill runs);
     # plain "threads": each flow's own thread count (4; a backfill 2)
     task_runner: str = "threads"
+    # health score and alerts (marketpipe.health; docs/operations.md "Health")
+    latency_max_ms: Annotated[float, Field(gt=0)] = 250.0
+    throughput_min_per_s: Annotated[float, Field(ge=0)] = 0.0  # 0 = no throughput floor
+    error_rate_max: Annotated[float, Field(ge=0, le=1)] = 0.05
+    health_score_min: Annotated[int, Field(ge=0, le=100)] = 80
+    # data of a session is due this many minutes after its close (early closes move it)
+    freshness_deadline_min: Annotated[int, Field(ge=0, le=24 * 60)] = 120
+    # circuit breaker per provider (several sources only): skip after N failures for a cool-down
+    circuit_failures: Annotated[int, Field(ge=1, le=1000)] = 3
+    circuit_cooldown_s: Annotated[float, Field(ge=0)] = 120.0
+    # where `make deploy`'s automations send alerts (a Prefect webhook block); unset = no block
+    alert_webhook_url: SecretStr | None = None
 
     @field_validator("hot_url")
     @classmethod
@@ -290,10 +302,39 @@ def _env_name(loc: tuple) -> str:
     return "MARKETPIPE_" + field.upper()
 
 
+_DEFAULTS_SOURCES: list = []
+
+
+def add_defaults_source(fn) -> None:
+    """Register `fn() -> {field: value}`: defaults below the environment (e.g. Prefect blocks for
+    deployment runs, `blocks.loader`). Registering twice is harmless."""
+    if fn not in _DEFAULTS_SOURCES:
+        _DEFAULTS_SOURCES.append(fn)
+
+
+def _env_names(field: str) -> list[str]:
+    if field == "polygon_api_key":
+        return ["POLYGON_API_KEY", "MARKETPIPE_POLYGON_API_KEY"]
+    return ["MARKETPIPE_" + field.upper()]
+
+
+def _source_defaults() -> dict:
+    import os
+
+    out: dict = {}
+    for fn in _DEFAULTS_SOURCES:
+        out.update(fn() or {})
+    env = {k.upper() for k in os.environ}
+    return {k: v for k, v in out.items() if not any(n in env for n in _env_names(k))}
+
+
 def load_settings(**overrides) -> Settings:
-    """Read settings now. Raises ConfigError('MARKETPIPE_HOT_DAYS: …') on the first bad value."""
+    """Read settings now. Raises ConfigError('MARKETPIPE_HOT_DAYS: …') on the first bad value.
+
+    Precedence: `overrides` > environment > registered defaults sources > field defaults.
+    """
     try:
-        return Settings(**overrides)
+        return Settings(**(_source_defaults() | overrides))
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")

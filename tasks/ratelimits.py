@@ -22,7 +22,47 @@ _LOCK = threading.Lock()
 
 
 def gcl_name(provider: str) -> str:
-    return f"provider-{provider}"  # created by deployments/bootstrap.py too
+    return f"provider-{provider}"
+
+
+def provider_limit(settings, provider: str) -> tuple[int, float]:
+    """(slots, slot_decay_per_second) of a provider's global concurrency limit.
+
+    `5/min` → 5 slots refilled at 5/60 per second: a strict cap on the request rate across every
+    process that calls `rate_limit("provider-polygon")`.
+    """
+    count, period = settings.rate_limit(provider)
+    return count, count / period
+
+
+def upsert_provider_limit(client, provider: str, settings) -> str:
+    """THE place a provider's GCL is created or updated (bootstrap and runs alike); keeps its id.
+
+    Returns the limit's id. `client` is a sync Prefect client.
+    """
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
+    from prefect.exceptions import ObjectNotFound
+
+    name = gcl_name(provider)
+    limit, decay = provider_limit(settings, provider)
+    try:
+        gcl = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(
+                name=name, limit=limit, slot_decay_per_second=decay, active=True
+            )
+        )
+    else:
+        if (gcl.limit, gcl.slot_decay_per_second, gcl.active) != (limit, decay, True):
+            client.update_global_concurrency_limit(
+                name,
+                GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=decay, active=True),
+            )
+    return str(client.read_global_concurrency_limit_by_name(name).id)
 
 
 def prefect_api_configured() -> bool:
@@ -33,7 +73,7 @@ def prefect_api_configured() -> bool:
 
 
 def ensure_rate_limit(provider: str, settings: Settings) -> str:
-    """Create or update (idempotently) the GCL for `provider`: limit N, slot decay N/period."""
+    """Create or update (idempotently, once per process and rate) the GCL for `provider`."""
     limit, period = settings.rate_limit(provider)
     key = (provider, limit, period)
     name = gcl_name(provider)
@@ -43,9 +83,7 @@ def ensure_rate_limit(provider: str, settings: Settings) -> str:
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
-            client.upsert_global_concurrency_limit_by_name(
-                name, limit, slot_decay_per_second=limit / period
-            )
+            upsert_provider_limit(client, provider, settings)
         _ENSURED.add(key)
     return name
 

@@ -241,3 +241,15 @@ def test_settings_repr_masks_the_hot_url(monkeypatch):
     s = load_settings()
     assert "s3cretPW" not in repr(s) and "s3cretPW" not in str(s)
     assert "s3cretPW" in s.hot_url_resolved  # the store still gets the real URL
+
+
+def test_defaults_sources_sit_below_the_environment(monkeypatch):
+    from marketpipe import settings as s
+
+    monkeypatch.setattr(s, "_DEFAULTS_SOURCES", [])
+    s.add_defaults_source(lambda: {"hot_days": 7, "cold_url": "/blocks/lake"})
+    monkeypatch.delenv("MARKETPIPE_HOT_DAYS", raising=False)
+    monkeypatch.setenv("MARKETPIPE_COLD_URL", "/env/lake")
+    got = s.load_settings()
+    assert got.hot_days == 7 and got.cold_url == "/env/lake"
+    assert s.load_settings(hot_days=3).hot_days == 3

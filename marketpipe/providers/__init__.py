@@ -60,4 +60,6 @@ def fetch_from(
     providers = [build_provider(n, settings, options) for n in names]
     if len(providers) == 1:
         return providers[0].fetch(query)
-    return fetch_with_fallback(providers, query)
+    from marketpipe.providers.circuit import breakers
+
+    return fetch_with_fallback(providers, query, breakers(settings))

@@ -2,7 +2,9 @@
 
 A source is skipped for a symbol when it fails fatally (`FatalError`, including
 `UnknownSymbolError`), cannot serve the request (`ConfigError`, e.g. Yahoo 1m older than 30 days)
-or has no bars for it. `RetryableError` is NOT swallowed: the calling task retries the whole call.
+or has no bars for it. `RetryableError` is NOT swallowed: the calling task retries the whole call. With circuit
+breakers (what `fetch_from` passes for several sources), consecutive failures of a provider open
+its circuit and it is skipped for a cool-down (`marketpipe.providers.circuit`).
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ from dataclasses import replace
 
 import pandas as pd
 
-from marketpipe.errors import ConfigError, FatalError, UnknownSymbolError
+from marketpipe.errors import ConfigError, FatalError, RetryableError, UnknownSymbolError
 from marketpipe.providers._frames import concat_bars, concat_rejected
 from marketpipe.providers.base import BarsProvider, BarsQuery, FetchResult
+from marketpipe.providers.circuit import CircuitBreakers, counts_as_failure
 
 log = logging.getLogger(__name__)
 
 
-def fetch_with_fallback(providers: list[BarsProvider], query: BarsQuery) -> FetchResult:
+def fetch_with_fallback(
+    providers: list[BarsProvider], query: BarsQuery, breakers: CircuitBreakers | None = None
+) -> FetchResult:
     """One `FetchResult` for `query`, each symbol served by the first provider that has its bars.
 
     A symbol no provider has bars for is in `empty_symbols` if any provider knew it; if every
     provider raised, the error is re-raised (`UnknownSymbolError` when all said unknown).
+    With `breakers`, a provider whose circuit is open is skipped (`marketpipe.providers.circuit`);
+    when every provider's circuit is open, a `RetryableError` says when the first one reopens.
     """
     if not providers:
         raise ConfigError("fetch_with_fallback needs at least one provider")
@@ -32,13 +39,25 @@ def fetch_with_fallback(providers: list[BarsProvider], query: BarsQuery) -> Fetc
         sub = replace(query, symbols=(symbol,))
         errors: list[Exception] = []
         served = known_empty = False
-        for provider in providers:
+        tried = 0
+        for i, provider in enumerate(providers):
+            name = getattr(provider, "name", type(provider).__name__)
+            if breakers is not None and not breakers.allow(name):
+                continue
+            tried += 1
             try:
                 res = provider.fetch(sub)
-            except (FatalError, ConfigError) as exc:
+            except (FatalError, ConfigError, RetryableError) as exc:
+                if breakers is not None and counts_as_failure(exc):
+                    nxt = next((getattr(p, "name", "?") for p in providers[i + 1 :]), None)
+                    breakers.failure(name, exc, fallback=nxt)
+                if isinstance(exc, RetryableError):
+                    raise  # the calling task retries the whole call
                 log.warning("%s: falling back after %s", symbol, exc)
                 errors.append(exc)
                 continue
+            if breakers is not None:
+                breakers.success(name)
             requests += res.requests
             if res.rejected is not None and len(res.rejected):
                 rejected.append(res.rejected)
@@ -52,6 +71,14 @@ def fetch_with_fallback(providers: list[BarsProvider], query: BarsQuery) -> Fetc
             break
         if served:
             continue
+        if tried == 0:
+            wait = min(breakers.retry_in(getattr(p, "name", "?")) for p in providers)
+            raise RetryableError(
+                f"every source's circuit is open; next probe in {wait:.0f} s",
+                provider="fallback",
+                symbol=symbol,
+                retry_after=wait,
+            )
         if known_empty:
             empty.append(symbol)
         elif errors:

@@ -105,7 +105,7 @@ class PolygonProvider(BaseProvider):
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not key:
             raise ConfigError(
-                "polygon needs an API key: set POLYGON_API_KEY or use the credentials block"
+                "polygon needs an API key: set POLYGON_API_KEY (deployment runs: the marketpipe-polygon block)"
             )
         self._key = SecretStr(key)  # only the client header holds it in clear
         self.base_url = (

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from marketpipe import metrics
 from marketpipe.bars import conform_bars
 from marketpipe.errors import ConfigError, MarketpipeError
 from marketpipe.realtime.aggregator import BarAggregator, MicroBatcher
@@ -191,6 +192,7 @@ class RealtimeSession:
         elif self.reconcile and self.rest_backfill is not None and self._failure is None:
             self._reconcile()
         report = self._snapshot()
+        self._observe_metrics(report)
         if self._failure is not None:
             if isinstance(self._failure, MarketpipeError):
                 raise self._failure
@@ -206,9 +208,12 @@ class RealtimeSession:
                 self.report.ended_by = "deadline"
                 return
             self._stop.wait(0.05)
-            if self._on_progress and time.monotonic() - last_progress >= 1.0:
+            if time.monotonic() - last_progress >= 1.0:
                 last_progress = time.monotonic()
-                self._on_progress(self._snapshot())
+                snap = self._snapshot()
+                self._observe_metrics(snap)
+                if self._on_progress:
+                    self._on_progress(snap)
 
     # ------------------------------------------------------------------ producer
     def _produce(self) -> None:
@@ -359,6 +364,25 @@ class RealtimeSession:
         self.report.reconcile_details = details
 
     # ------------------------------------------------------------------ report
+    def _observe_metrics(self, r: SessionReport) -> None:
+        """Cumulative counts and the micro-batches committed since the last call → metrics."""
+        f, (n_dur, n_lat) = self._flusher, getattr(self, "_metrics_seen", (0, 0))
+        durations, latencies = f.durations[n_dur:], f.latencies[n_lat:]
+        self._metrics_seen = (n_dur + len(durations), n_lat + len(latencies))
+        metrics.observe_stream(
+            r.run_id,
+            self.aggregator.source,
+            received=r.ticks_received,
+            aggregated=r.ticks_aggregated,
+            dropped=r.drops,
+            late=r.late_ticks,
+            bars=r.bars_written,
+            flushes=r.flushes,
+            queue=len(self.queue),
+            flush_seconds=durations,
+            worst_latency_s=[float(a.max()) for a in latencies if len(a)],
+        )
+
     def _snapshot(self) -> SessionReport:
         r = self.report
         q = self.queue.stats()

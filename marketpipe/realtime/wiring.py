@@ -75,7 +75,9 @@ def tick_source(
         return src, (synthetic_rest(src, window) if mode == "hybrid" else None)
     if name == "polygon":
         if settings.polygon_api_key is None:
-            raise ConfigError("POLYGON_API_KEY is not set (or use the provider-credentials block)")
+            raise ConfigError(
+                "POLYGON_API_KEY is not set (deployment runs: the marketpipe-polygon block)"
+            )
         src = PolygonTickSource(
             symbols,
             settings.polygon_api_key,

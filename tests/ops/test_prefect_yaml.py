@@ -20,6 +20,7 @@ EXPECTED = {
     "historical-backfill": "flows/historical.py:historical",
     "nightly-maintenance": "flows/maintenance.py:maintenance",
     "realtime-session": "flows/realtime.py:realtime_session",
+    "health-check": "flows/health.py:health_check",
 }
 
 
