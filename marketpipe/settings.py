@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # threads[:N] | dask[:N[:inproc]] | dask:tcp://host:port (processing and backfill runs);
     # plain "threads": each flow's own thread count (4; a backfill 2)
     task_runner: str = "threads"
+    # lake `vacuum` keeps the files every version of the last N hours needs (as-of reads, restore)
+    lake_vacuum_retention_hours: Annotated[int, Field(ge=0, le=87600)] = 7 * 24
 
     @field_validator("hot_url")
     @classmethod
