@@ -87,7 +87,12 @@ def is_commit_conflict(exc: BaseException) -> bool:
     if isinstance(exc, CommitFailedError):
         return True
     text = str(exc).lower()
-    return "concurrent" in text or "version already exists" in text or "conflict" in text
+    if "concurrent" in text or "version already exists" in text or "conflict" in text:
+        return True
+    # delta-rs 1.6.6 re-parses a winning commit's predicate when checking a conflict, and its
+    # own text of a predicate on the `interval` column (an SQL keyword) does not parse: the
+    # commit was not made, a concurrent one was, so re-run it like any lost race
+    return "sql parser error" in text
 
 
 class DeltaLocation:

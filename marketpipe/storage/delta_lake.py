@@ -367,7 +367,7 @@ def bars_table(df: pd.DataFrame, now: pd.Timestamp | None = None) -> pa.Table:
         session[mask] = session_dates(ts[mask], str(interval))
     if ingested is None:
         now = now or pd.Timestamp.now(tz="UTC")
-        ingested_arr = pa.array(np.full(len(bars), now.as_unit("us").value, "int64"), pa.int64())
+        ingested_arr = pa.array(np.full(len(bars), now.value // 1000, "int64"), pa.int64())
         ingested_arr = ingested_arr.cast(TS)
     else:
         ingested_arr = pa.array(pd.to_datetime(ingested, utc=True).dt.as_unit("us"), TS)

@@ -76,11 +76,10 @@ class DeltaDataset:
             if version is not None:
                 dt.load_as_version(int(version))
             elif as_of is not None:
-                dt.load_as_version(as_of)  # the version current at `as_of` (commit timestamps)
-                if dt.version() == 0:  # delta-rs loads version 0 for any earlier instant too
-                    first = self.commit_info(0)
-                    if first is None or first["timestamp"] > as_of.timestamp() * 1000:
-                        return None
+                version = self.version_at(as_of, dt.version())
+                if version is None:
+                    return None
+                dt.load_as_version(version)
             return dt
 
     def commit_info(self, version: int) -> dict | None:
@@ -100,6 +99,24 @@ class DeltaDataset:
             if "commitInfo" in entry:
                 return {"version": int(version), **entry["commitInfo"]}
         return {"version": int(version)}
+
+    def version_at(self, as_of: datetime, latest: int) -> int | None:
+        """The newest version whose commit timestamp (commitInfo, ms) is <= `as_of`; None when
+        the table did not exist yet. Binary search over the log (timestamps only grow). Not the
+        log files' modification times, which S3 lists with one-second precision."""
+        limit = as_of.timestamp() * 1000
+        lo, hi, found = 0, latest, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            info = self.commit_info(mid)
+            if info is None:  # cleaned up after a checkpoint: let delta-rs decide from there
+                lo = mid + 1
+                continue
+            if info.get("timestamp", 0) <= limit:
+                found, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        return found
 
     def history(self) -> list[dict]:
         """commitInfo of every version still in the log, newest first."""
