@@ -32,6 +32,7 @@ _CONNECTION_WORDS = (
     "dns error",
     "connection reset",
     "tcp connect",
+    "error sending request",
 )
 _AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
 
