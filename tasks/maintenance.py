@@ -26,7 +26,7 @@ def compact_task(stores: Stores, target_bytes: int) -> dict:
     return stores.cold.compact(target_bytes=target_bytes).summary()
 
 
-@task(name="vacuum-lake", cache_policy=NO_CACHE, **RETRYING)
+@task(name="vacuum-lake", cache_policy=NO_CACHE, **STORE_RETRYING)
 def vacuum_task(stores: Stores, retention_hours: int) -> dict:
     removed = stores.cold.vacuum(retention_hours=retention_hours)
     return {"files_removed": len(removed), "retention_hours": retention_hours}
