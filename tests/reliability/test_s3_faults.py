@@ -71,7 +71,10 @@ def _symbols() -> list[str]:
 
 
 def _write_replay(path) -> tuple[int, dict[str, int]]:
-    days = pd.bdate_range("2023-01-02", "2023-12-29", tz="UTC")
+    from marketpipe.calendar import sessions
+
+    # XNYS sessions, not business days: holiday bars are quarantined `not_a_session` now
+    days = sessions("2023-01-02", "2023-12-29").tz_localize("UTC")
     rows = []
     for sym in _symbols():
         for d in days:
