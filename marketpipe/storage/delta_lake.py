@@ -44,7 +44,7 @@ DELTA_BARS_SCHEMA = pa.schema(
     list(BARS_SCHEMA) + [("session", pa.date32()), ("ingested_at", TS), ("year", pa.int32())]
 )
 VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c not in BAR_KEY)
-_INT64_AS_NULLABLE = {pa.int64(): pd.Int64Dtype()}
+_INT64_AS_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.date32(): pd.ArrowDtype(pa.date32())}
 _CANONICAL = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
 
 
