@@ -114,9 +114,14 @@ class DeltaLocation:
         if not self.is_local and delta_options:  # what Settings gives wins (timeouts, budget)
             self.options.update({k: str(v) for k, v in delta_options.items()})
         endpoint = self.options.get("AWS_ENDPOINT_URL")
-        self.display = mask_url(self.url) + (
-            f" (endpoint {mask_url(endpoint)})" if endpoint else ""
-        )
+        cfg = self.fsspec_options.get("config_kwargs") or {}
+        where = [f"endpoint {mask_url(endpoint)}"] if endpoint else []
+        where += [
+            f"{name} timeout {cfg[key]:g} s"
+            for name, key in (("connect", "connect_timeout"), ("read", "read_timeout"))
+            if isinstance(cfg.get(key), int | float)
+        ]
+        self.display = mask_url(self.url) + (f" ({', '.join(where)})" if where else "")
 
     def uri(self, dataset: str) -> str:
         return f"{self.url}/{dataset}"
