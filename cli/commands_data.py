@@ -17,8 +17,11 @@ def read(
     end: str = typer.Option(None, help="Last date YYYY-MM-DD (inclusive)."),
     interval: str = typer.Option("1d", help="1m | 5m | 15m | 1h | 1d."),
     adjusted: bool = typer.Option(False, "--adjusted", help="Split/dividend back-adjusted prices."),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Data as known at this instant (ISO 8601, UTC if no offset)."
+    ),
 ):
-    """Print bars from hot ∪ cold (hot wins on overlap) as CSV with the canonical header."""
+    """Print bars from hot ∪ cold (the newer copy of a key wins) as CSV, canonical header."""
     from datetime import timedelta
 
     from marketpipe.processing.adjusted_read import read_bars
@@ -29,6 +32,7 @@ def read(
     settings = load_settings()
     sym = validate_symbol(symbol).upper()
     lo, hi = parse_date(start, "start"), parse_date(end, "end")
+    known_at = _parse_instant(as_of, "--as-of") if as_of else None
     stores = open_stores(settings)
     try:
         frame = read_bars(
@@ -38,10 +42,25 @@ def read(
             hi + timedelta(days=1) if hi else None,
             parse_interval(interval),
             adjusted,
+            as_of=known_at,
         )
     finally:
         stores.close()
     frame.to_csv(sys.stdout, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_instant(text: str, name: str):
+    import pandas as pd
+
+    from marketpipe.errors import ConfigError
+
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{name}: {text[:40]!r} is not an ISO 8601 instant") from None
+    if pd.isna(ts):
+        raise ConfigError(f"{name}: {text[:40]!r} is not an ISO 8601 instant")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 @app.command()

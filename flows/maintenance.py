@@ -1,4 +1,4 @@
-"""The `maintenance` flow: tier hot → cold, compact the lake, report gaps."""
+"""The `maintenance` flow: tier hot → cold, compact (optimize) and vacuum the lake, report gaps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from marketpipe.gaps import find_gaps
 from marketpipe.settings import load_settings
 from marketpipe.storage import open_stores
 from marketpipe.storage.read import read_bars
-from tasks.maintenance import compact_task, tier_task
+from tasks.maintenance import compact_task, tier_task, vacuum_task
 
 DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 
@@ -21,16 +21,22 @@ DEFAULT_TARGET_BYTES = 128 * 1024 * 1024
 def maintenance(
     tier: bool = True,
     compact: bool = True,
+    vacuum: bool = True,
     gaps_lookback_days: int = 30,
     interval: str = "1d",
     target_bytes: int = DEFAULT_TARGET_BYTES,
 ) -> dict:
-    """Nightly upkeep: tiering, compaction, and a gaps report over the last `gaps_lookback_days`."""
+    """Nightly upkeep: tiering, compaction, vacuum, and a gaps report over the last `gaps_lookback_days`."""
     settings = load_settings()
     now = pd.Timestamp.now(tz="UTC")
     stores = open_stores(settings)
     try:
-        params = {"tier": tier, "compact": compact, "gaps_lookback_days": gaps_lookback_days}
+        params = {
+            "tier": tier,
+            "compact": compact,
+            "vacuum": vacuum,
+            "gaps_lookback_days": gaps_lookback_days,
+        }
         with job_run(stores, "maintenance", params, current_flow_run_id()) as counts:
             out: dict = {}
             if tier:
@@ -38,6 +44,8 @@ def maintenance(
                 counts["rows_tiered"] = out["tier"]["rows_moved"]
             if compact:
                 out["compact"] = compact_task(stores, target_bytes)
+            if vacuum:  # after compaction: the files it replaced go once older than the retention
+                out["vacuum"] = vacuum_task(stores, settings.lake_vacuum_retention_hours)
             out["gaps"] = _gaps_report(stores, now.date(), gaps_lookback_days, interval)
             counts["missing_bars"] = sum(r["missing"] for r in out["gaps"])
         publish_table(

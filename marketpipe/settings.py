@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     circuit_cooldown_s: Annotated[float, Field(ge=0)] = 120.0
     # where `make deploy`'s automations send alerts (a Prefect webhook block); unset = no block
     alert_webhook_url: SecretStr | None = None
+    # lake `vacuum` keeps the files every version of the last N hours needs (as-of reads, restore)
+    lake_vacuum_retention_hours: Annotated[int, Field(ge=0, le=87600)] = 7 * 24
 
     @field_validator("hot_url")
     @classmethod

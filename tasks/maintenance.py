@@ -1,4 +1,4 @@
-"""Maintenance tasks: tiering and compaction (idempotent, retried on transient store errors)."""
+"""Maintenance tasks: tiering, compaction, vacuum (idempotent, retried on transient store errors)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def tier_task(stores: Stores, now: pd.Timestamp, hot_days: int) -> dict:
 
 @task(name="compact-lake", cache_policy=NO_CACHE, **STORE_RETRYING)
 def compact_task(stores: Stores, target_bytes: int) -> dict:
-    report = stores.cold.compact(target_bytes=target_bytes)
-    return {
-        "partitions_compacted": len(report.partitions_compacted),
-        "files_before": report.files_before,
-        "files_after": report.files_after,
-        "rows": report.rows,
-    }
+    return stores.cold.compact(target_bytes=target_bytes).summary()
+
+
+@task(name="vacuum-lake", cache_policy=NO_CACHE, **STORE_RETRYING)
+def vacuum_task(stores: Stores, retention_hours: int) -> dict:
+    removed = stores.cold.vacuum(retention_hours=retention_hours)
+    return {"files_removed": len(removed), "retention_hours": retention_hours}

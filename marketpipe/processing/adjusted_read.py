@@ -58,11 +58,13 @@ def read_adjusted(
     start: date | str | pd.Timestamp | None,
     end: date | str | pd.Timestamp | None,
     interval: str,
+    as_of: date | str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Bars with `start <= ts < end` from both tiers, back-adjusted (prices stay raw in storage)."""
+    """Bars with `start <= ts < end` from both tiers, back-adjusted (prices stay raw in storage).
+    `as_of`: the bars as known then (corporate actions as stored now)."""
     syms = [validate_symbol(s) for s in symbols]
     hi = raw_read.to_utc(end)
-    raw = raw_read.read_bars(stores, syms, start, end, interval)
+    raw = raw_read.read_bars(stores, syms, start, end, interval, as_of=as_of)
     return adjust_stored(stores, raw, stores.hot.read_corporate_actions(syms), syms, interval, hi)
 
 
@@ -73,8 +75,10 @@ def read_bars(
     end: date | str | pd.Timestamp | None,
     interval: str,
     adjusted: bool = False,
+    as_of: date | str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """`marketpipe.storage.read.read_bars`, or `read_adjusted` with `adjusted=True`."""
+    """`marketpipe.storage.read.read_bars`, or `read_adjusted` with `adjusted=True`; `as_of`
+    returns the data as known at that instant."""
     if adjusted:
-        return read_adjusted(stores, symbols, start, end, interval)
-    return raw_read.read_bars(stores, symbols, start, end, interval)
+        return read_adjusted(stores, symbols, start, end, interval, as_of=as_of)
+    return raw_read.read_bars(stores, symbols, start, end, interval, as_of=as_of)

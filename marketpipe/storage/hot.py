@@ -116,15 +116,21 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         interval: str,
         start: pd.Timestamp | None = None,
         end: pd.Timestamp | None = None,
+        *,
+        as_of: pd.Timestamp | None = None,
+        with_ingested_at: bool = False,
     ) -> pd.DataFrame:
-        """Canonical bars in [start, end), sorted by symbol then ts."""
+        """Canonical bars in [start, end), sorted by symbol then ts.
+
+        `as_of` keeps rows with `ingested_at <= as_of`; `with_ingested_at` adds that column
+        (the union with the lake picks the newer copy of a key by it).
+        """
         # `session` is derived from ts (conform_bars recomputes it): not fetched, no per-row parsing
         cols = [self._raw_ts() if c == "ts" else t.bars.c[c] for c in READ_COLUMNS]
-        stmt = (
-            sa.select(*cols)
-            .where(*self._bar_filter(symbols, interval, start, end))
-            .order_by(t.bars.c.symbol, t.bars.c.ts)
-        )
+        cond = self._bar_filter(symbols, interval, start, end)
+        if as_of is not None:
+            cond.append(t.bars.c.ingested_at <= to_utc(as_of))
+        stmt = sa.select(*cols).where(*cond).order_by(t.bars.c.symbol, t.bars.c.ts)
         if self._pg_bulk is not None:
             table = self._pg_bulk.fetch_arrow(stmt)
             frame = conform_bars(table.to_pandas()) if table.num_rows else empty_bars()
@@ -132,7 +138,27 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
             with self._tx() as conn:
                 rows = conn.execute(stmt).all()
             frame = bars_frame(rows, ts_epoch_us=True)
-        return _in_code_point_order(frame)
+        frame = _in_code_point_order(frame)
+        if with_ingested_at:
+            frame["ingested_at"] = self._ingested_at(frame, cond)
+        return frame
+
+    def _ingested_at(self, frame: pd.DataFrame, cond: list) -> pd.Series:
+        """`ingested_at` aligned to `frame`'s (symbol, ts) rows (a second, narrow query)."""
+        stmt = sa.select(t.bars.c.symbol, self._raw_ts(), t.bars.c.ingested_at).where(*cond)
+        with self._tx() as conn:
+            rows = conn.execute(stmt).all()
+        if not rows:
+            return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
+        sym, ts, ing = zip(*rows, strict=True)
+        ts = from_epoch_us(ts) if self.dialect == "sqlite" else utc_column(ts)
+        ing = utc_column(ing)
+        lookup = pd.Series(
+            pd.DatetimeIndex(ing).as_unit("us"),
+            index=pd.MultiIndex.from_arrays([list(sym), pd.DatetimeIndex(ts).as_unit("us")]),
+        )
+        key = pd.MultiIndex.from_arrays([frame["symbol"], pd.DatetimeIndex(frame["ts"])])
+        return pd.Series(lookup.reindex(key).to_numpy(), index=frame.index)
 
     def _raw_ts(self):
         """bars.ts without per-row conversion: epoch µs on SQLite, timestamptz on PostgreSQL."""

@@ -1,20 +1,17 @@
-"""Cold-lake layout: partition keys, Hive paths, file schema. Pure functions, no I/O.
+"""Lake names shared by the Delta store and the migration: the canonical bars schema, partition
+keys, interval and symbol checks. Pure functions, no I/O.
 
-Layout under the lake root `url`::
+The first version's Hive-Parquet layout (what `marketpipe lake migrate` converts)::
 
     {url}/bars/interval={interval}/symbol={uri-quoted symbol}/year={YYYY}/part-{n}.parquet
-    {url}/_superseded/{UTC stamp}/bars/interval=…/symbol=…/year=…/part-{n}.parquet
-    {url}/_tmp/{token}/…                      (staging; never inside `bars/`)
-
-The dataset root is `{url}/bars`: point readers there, not at `{url}` (DuckDB's `**/*.parquet`
-glob does not skip `_`-prefixed folders, so superseded copies would be read twice).
+    {url}/_superseded/{UTC stamp}/bars/…      (restated copies; removed by the migration)
+    {url}/_tmp/{token}/…                      (staging; removed by the migration)
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
@@ -44,17 +41,6 @@ BARS_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
-# Files hold everything but the partition columns: `interval` and `symbol` live only in the
-# path (plain Hive style). Had they been in the files too, `pq.read_table(root)` and
-# `pd.read_parquet(root)` fail ("Field interval has incompatible types: string vs dictionary")
-# because they infer dictionary-typed partition fields. pyarrow (segment_encoding="uri") and
-# DuckDB both percent-decode the symbol segment.
-PARTITION_COLUMNS = ("interval", "symbol")
-FILE_SCHEMA = pa.schema([f for f in BARS_SCHEMA if f.name not in PARTITION_COLUMNS])
-PARTITION_SCHEMA = pa.schema(
-    [("interval", pa.string()), ("symbol", pa.string()), ("year", pa.int32())]
-)
-DATASET_SCHEMA = pa.schema(list(FILE_SCHEMA) + list(PARTITION_SCHEMA))
 
 
 def validate_interval(interval: str) -> str:
@@ -99,32 +85,7 @@ class PartitionKey:
         )
 
 
-def part_name(n: int) -> str:
-    """Deterministic file name of the n-th file (0-based) in a partition."""
-    return f"part-{n}.parquet"
-
-
 def part_index(name: str) -> int | None:
     """`part-3.parquet` -> 3; anything else -> None."""
     m = PART_RE.match(name.rsplit("/", 1)[-1])
     return int(m.group(1)) if m else None
-
-
-def parse_partition_dir(relpath: str) -> PartitionKey | None:
-    """`bars/interval=1m/symbol=%5EGSPC/year=2024` -> PartitionKey; None if it is not one."""
-    parts = relpath.strip("/").split("/")
-    if len(parts) != 4 or parts[0] != DATASET_DIR:
-        return None
-    try:
-        fields = dict(p.split("=", 1) for p in parts[1:])
-        return PartitionKey(
-            fields["interval"], decode_symbol(fields["symbol"]), int(fields["year"])
-        )
-    except (KeyError, ValueError, ConfigError):
-        return None
-
-
-def utc_stamp(now: datetime | None = None) -> str:
-    """Sortable UTC timestamp for a superseded folder, e.g. `20261121T201530.123456Z`."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    return now.strftime("%Y%m%dT%H%M%S.%fZ")

@@ -1,4 +1,4 @@
-"""Result records of `ParquetLake` operations (small, printable, no frames)."""
+"""Result records of `DeltaLake` operations (small, printable, no frames)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,6 @@ class PartitionInfo:
 
 
 @dataclass
-class Restatement:
-    partition: PartitionKey
-    changed_rows: int
-    superseded_path: str  # relative to the lake root
-
-
-@dataclass
 class WriteReport:
     """What `write_bars` did. `rows_written` = rows added + rows changed."""
 
@@ -38,8 +31,9 @@ class WriteReport:
     rows_unchanged: int = 0
     partitions: list[PartitionKey] = field(default_factory=list)  # rewritten
     partitions_unchanged: list[PartitionKey] = field(default_factory=list)
-    restated: list[Restatement] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # written, relative to the lake root
+    conflicts_retried: int = 0  # commits lost to a concurrent writer and re-run
+    version: int | None = None  # the table version the write was based on
+    write_path: str = "noop"  # "insert" (no stored key overlapped) | "merge" | "noop"
 
     @property
     def rows_written(self) -> int:
@@ -55,8 +49,7 @@ class WriteReport:
         self.rows_unchanged += other.rows_unchanged
         self.partitions += other.partitions
         self.partitions_unchanged += other.partitions_unchanged
-        self.restated += other.restated
-        self.files += other.files
+        self.conflicts_retried += other.conflicts_retried
 
     def summary(self) -> dict:
         """JSON-safe counts for flow results and artifacts (no frames, no full file lists)."""
@@ -66,17 +59,10 @@ class WriteReport:
             "rows_added": self.rows_added,
             "rows_changed": self.rows_changed,
             "rows_unchanged": self.rows_unchanged,
-            "partitions_rewritten": len(self.partitions),
+            "partitions_written": len(self.partitions),
             "partitions_unchanged": len(self.partitions_unchanged),
-            "files_written": len(self.files),
-            "restated": [
-                {
-                    "partition": r.partition.relpath,
-                    "changed_rows": r.changed_rows,
-                    "superseded": r.superseded_path,
-                }
-                for r in self.restated
-            ],
+            "conflicts_retried": self.conflicts_retried,
+            "write_path": self.write_path,
         }
 
 
@@ -88,7 +74,9 @@ class CompactReport:
     partitions_skipped: int = 0
     files_before: int = 0
     files_after: int = 0
+    files_removed: int = 0
     rows: int = 0
+    conflicts_retried: int = 0
 
     def summary(self) -> dict:
         return {
@@ -97,4 +85,5 @@ class CompactReport:
             "files_before": self.files_before,
             "files_after": self.files_after,
             "rows": self.rows,
+            "conflicts_retried": self.conflicts_retried,
         }

@@ -1,6 +1,6 @@
 """`marketpipe status`: freshness against the last closed session, exit codes for cron.
 
-Needs the merged tree (SqlHotStore, ParquetLake, marketpipe.calendar).
+Needs the merged tree (SqlHotStore, DeltaLake, marketpipe.calendar).
 """
 
 from __future__ import annotations

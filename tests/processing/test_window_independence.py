@@ -18,8 +18,8 @@ from marketpipe.bars import conform_bars
 from marketpipe.calendar import expected_bar_starts
 from marketpipe.processing.stage import process_symbols
 from marketpipe.storage import Stores
+from marketpipe.storage.delta_lake import DeltaLake
 from marketpipe.storage.hot import SqlHotStore
-from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.read import read_bars
 
 FEATURES = ["ret", "sma_20", "sma_50", "ema_12", "ema_26", "rsi_14", "bb_upper", "rv_20"]
@@ -53,7 +53,7 @@ def walk(interval: str, first: str, last: str) -> pd.DataFrame:
 
 
 def open_test_stores(url: str, lake: str) -> Stores:
-    return Stores(hot=SqlHotStore(url), cold=ParquetLake(lake))
+    return Stores(hot=SqlHotStore(url), cold=DeltaLake(lake))
 
 
 def store(stores: Stores, bars: pd.DataFrame) -> None:

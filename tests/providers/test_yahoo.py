@@ -211,8 +211,8 @@ def test_january_ingest_stores_the_later_split_and_reads_split_adjusted(fake_yah
     its ex-date to measure it against, so it adjusts nothing (see processing.adjust)."""
     from marketpipe.ingest import check_batch, store_batch
     from marketpipe.storage import Stores
+    from marketpipe.storage.delta_lake import DeltaLake
     from marketpipe.storage.hot import SqlHotStore
-    from marketpipe.storage.lake import ParquetLake
 
     fake_yahoo.add("AAPL", "chart_AAPL_1d_2020-01-02.json")  # the January request
     fake_yahoo.add("AAPL", "chart_AAPL_1d_split_dividend.json")  # the later events request
@@ -222,7 +222,7 @@ def test_january_ingest_stores_the_later_split_and_reads_split_adjusted(fake_yah
         (date(2020, 11, 6), "dividend", 0.205),
     }
     hot = f"sqlite:///{tmp_path}/hot.db"
-    stores = Stores(hot=SqlHotStore(hot), cold=ParquetLake(str(tmp_path / "lake")))
+    stores = Stores(hot=SqlHotStore(hot), cold=DeltaLake(str(tmp_path / "lake")))
     now = pd.Timestamp("2025-02-10", tz="UTC")
     try:
         store_batch(stores, check_batch(res, now), now, hot_days=100_000, symbols=("AAPL",))

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from marketpipe.errors import ConfigError
+from marketpipe.storage.delta_lake import DeltaLake
 from marketpipe.storage.hot import SqlHotStore
-from marketpipe.storage.lake import ParquetLake
 from tests.reliability.conftest import (
     POLY_KEY,
     ROOT,
@@ -62,7 +62,7 @@ def _bar(symbol: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- symbols before SQL, paths, S3 keys
 @pytest.mark.parametrize("symbol", EVIL_SYMBOLS)
 def test_lake_rejects_unsafe_symbol_before_any_path(tmp_path, symbol):
-    lake = ParquetLake(str(tmp_path / "lake"))
+    lake = DeltaLake(str(tmp_path / "lake"))
     with pytest.raises(ConfigError):
         lake.write_bars(_bar(symbol))
     assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written anywhere
@@ -73,7 +73,7 @@ def test_s3_lake_rejects_unsafe_symbol_before_any_key(s3_bucket, symbol):
     import s3fs
 
     url, opts = s3_bucket
-    lake = ParquetLake(url, opts)
+    lake = DeltaLake(url, opts)
     with pytest.raises(ConfigError):
         lake.write_bars(_bar(symbol))
     fs = s3fs.S3FileSystem(**opts, skip_instance_cache=True)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from marketpipe.storage import Stores
+from marketpipe.storage.delta_lake import DeltaLake
 from marketpipe.storage.hot import SqlHotStore
-from marketpipe.storage.lake import ParquetLake
 from marketpipe.storage.read import read_bars
 from marketpipe.storage.tiering import tier_hot_to_cold
 from tests.storage.frames import make_bars
@@ -27,11 +27,11 @@ class Crash(Exception):
 def stores(request, tmp_path):
     if request.param == "sqlite+local":
         hot = SqlHotStore(request.getfixturevalue("sqlite_url"))
-        cold = ParquetLake(str(tmp_path / "lake"))
+        cold = DeltaLake(str(tmp_path / "lake"))
     else:
         hot = SqlHotStore(request.getfixturevalue("pg_url"))
         url, opts = request.getfixturevalue("s3_bucket")
-        cold = ParquetLake(url, opts)
+        cold = DeltaLake(url, opts)
     s = Stores(hot=hot, cold=cold)
     yield s
     s.close()
