@@ -83,6 +83,26 @@ def cold_table(stores: Stores, dataset: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def stored_ranges(stores: Stores, symbol: str) -> list[tuple[str, pd.Timestamp, pd.Timestamp, int]]:
+    """(interval, first ts, last ts, rows) stored for one symbol across both tiers."""
+    from marketpipe.bars import STORED_INTERVALS
+    from marketpipe.storage.read import union_hot_wins
+
+    hot = stores.hot.stats()
+    hot = hot.loc[hot["symbol"] == symbol]
+    cold_intervals = {k.interval for k in stores.cold.partition_keys_list(symbols=[symbol])}
+    out = []
+    for interval in STORED_INTERVALS:
+        if interval not in cold_intervals and interval not in set(hot["interval"]):
+            continue
+        both = union_hot_wins(
+            stores.cold.read_bars([symbol], interval), stores.hot.read_bars([symbol], interval)
+        )
+        if len(both):
+            out.append((interval, both["ts"].min(), both["ts"].max(), len(both)))
+    return out
+
+
 # ---------------------------------------------------------------- views
 def _arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
