@@ -110,7 +110,10 @@ def configure_output(verbose: int) -> None:
     lines with `-v`; the API still receives every log line), and no telemetry offline."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if verbose:
-        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "DEBUG" if verbose > 1 else "INFO"
+        level = "DEBUG" if verbose > 1 else "INFO"
+        for name in ("LEVEL", "HANDLERS_CONSOLE_LEVEL", "HANDLERS_CONSOLE_FLOW_RUNS_LEVEL"):
+            os.environ[f"PREFECT_LOGGING_{name}"] = level
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL"] = level
     else:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")

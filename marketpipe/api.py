@@ -60,9 +60,12 @@ def resolve_settings(overrides: dict[str, Any] | None = None) -> Settings:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"overrides: unknown setting {key!r}{hint}")
     fields = {k: v for k, v in overrides.items() if k in Settings.model_fields}
+    if not fields:
+        return load_settings()
     try:
         return load_settings(**fields)
     except ConfigError as exc:
+        load_settings()  # a bad environment variable is reported as itself
         raise ConfigError(f"overrides: {exc}") from None
 
 

@@ -38,6 +38,7 @@ def run_sql(stores: Stores, query: str) -> pd.DataFrame:
     try:
         for name in referenced_views(query):
             con.register(name, LOADERS[name](stores))
+        con.execute("SET TimeZone = 'UTC'")  # timestamps come back (and compare) in UTC
         con.execute("SET enable_external_access = false")  # no files, no network
         return con.execute(query).df()
     except duckdb.Error as exc:
