@@ -45,6 +45,7 @@ bench: $(STAMP)
 ## Prefect: blocks, work pool, limits, automation and the prefect.yaml deployments (needs PREFECT_API_URL)
 deploy: $(STAMP)
 	$(PY) -m deployments.bootstrap
+	$(PY) -m deployments.jobs   # a deployment per scheduled job of ./marketpipe.yaml (if any)
 
 worker: $(STAMP)
 	$(BIN)/prefect worker start --pool marketpipe
