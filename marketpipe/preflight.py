@@ -51,19 +51,19 @@ def check_sources(spec: str, settings: Settings, replay_path: str | None = None)
     if "replay" in names:
         if not replay_path:
             raise ConfigError("--source replay needs --replay-path FILE")
-        check_file(replay_path, flag="--replay-path")
+        check_file(replay_path, flag="--replay-path", what="replay file")
     return names
 
 
-def check_file(path: str, *, flag: str = "FILE") -> Path:
+def check_file(path: str, *, flag: str = "FILE", what: str = "file") -> Path:
     """A local file that exists, is a file and is not empty."""
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"{flag}: no such file: {path}")
+        raise ConfigError(f"{flag}: {what} not found: {path}")
     if p.is_dir():
-        raise ConfigError(f"{flag}: {path} is a directory, not a file")
+        raise ConfigError(f"{flag}: {what} {path} cannot be read: it is a directory")
     if p.stat().st_size == 0:
-        raise ConfigError(f"{flag}: {path} is empty")
+        raise ConfigError(f"{flag}: {what} {path} cannot be read: it is empty")
     return p
 
 

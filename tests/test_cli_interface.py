@@ -180,7 +180,7 @@ def test_debug_shows_the_traceback(env):
         (["run", "--start", "2024-03-01", "--end", "2024-02-01", "--dry-run"], "is after"),
         (["run", "--interval", "2m", "--dry-run"], "--interval"),
         (["run", "--source", "replay"], "--replay-path"),
-        (["run", "--source", "replay", "--replay-path", "/nonexistent.csv"], "no such file"),
+        (["run", "--source", "replay", "--replay-path", "/nonexistent.csv"], "file not found"),
         (["run", "--mode", "sideways"], "unknown mode"),
         (["run", "--profile", "prod"], "--profile needs --job"),
         (["read", "AAPL", "--start", "2024-02-01", "--end", "2024-01-01"], "is after"),
