@@ -74,6 +74,20 @@ def run(
     if job:
         from marketpipe.jobs import job_run_parameters
 
+        given = {
+            "--stages": stages != "ingestion",
+            "--mode": mode != "batch",
+            "--source": source != "synthetic",
+            "--symbols": symbols is not None,
+            "--start": start is not None,
+            "--end": end is not None,
+            "--interval": interval != "1d",
+            "--replay-path": replay_path is not None,
+        }
+        if clash := [flag for flag, set_ in given.items() if set_]:
+            from marketpipe.errors import ConfigError
+
+            raise ConfigError(f"--job takes its parameters from the jobs file; drop {clash[0]}")
         params, overrides = job_run_parameters(job, profile, config)
     elif profile:
         from marketpipe.errors import ConfigError
@@ -95,7 +109,11 @@ def run(
             from cli.deployment_runs import trigger_deployment
 
             # a job deployment resolves the job when it runs (flows/jobs.py); others get values
-            sent = {"job": job, "profile": profile} if job else check_run(settings, **params)
+            sent = (
+                {"job": job, "profile": profile}
+                if job
+                else check_run(settings, local=False, **params)
+            )
             raise SystemExit(trigger_deployment(deployment, sent, watch))
         params = check_run(settings, **params)
         if dry_run:

@@ -250,7 +250,7 @@ def run(
         overrides = {**job_overrides, **(overrides or {})}
     else:
         params = dict(
-            stages=[stages] if isinstance(stages, str) else list(stages),
+            stages=stages.split(",") if isinstance(stages, str) else list(stages),
             mode=mode,
             source=source,
             symbols=None if symbols is None else _symbols(symbols),
@@ -270,8 +270,9 @@ def run(
         return pipeline(**params, duration_s=duration)
 
 
-def check_run(settings: Settings, **params) -> dict:
-    """Every input of a run checked before anything starts; returns the normalised parameters."""
+def check_run(settings: Settings, *, local: bool = True, **params) -> dict:
+    """Every input of a run checked before anything starts; returns the normalised parameters.
+    `local=False` (a deployment run: the worker's keys, files and stores) checks names only."""
     from flows.pipeline import check_stages
     from marketpipe.preflight import (
         check_date_order,
@@ -286,8 +287,9 @@ def check_run(settings: Settings, **params) -> dict:
     out["start"] = _as_date(out.get("start"), "start")
     out["end"] = _as_date(out.get("end"), "end")
     check_date_order(out["start"], out["end"])
-    check_sources(out["source"], settings, out.get("replay_path"))
-    check_stores_reachable(settings)
+    check_sources(out["source"], settings, out.get("replay_path"), local=local)
+    if local:
+        check_stores_reachable(settings)
     return out
 
 

@@ -32,14 +32,19 @@ def check_date_order(start: date | None, end: date | None) -> None:
         raise ConfigError(f"--start {start} is after --end {end}")
 
 
-def check_sources(spec: str, settings: Settings, replay_path: str | None = None) -> list[str]:
-    """The source names of `spec` ('polygon,yahoo'), each known and with the keys it needs."""
+def check_sources(
+    spec: str, settings: Settings, replay_path: str | None = None, *, local: bool = True
+) -> list[str]:
+    """The source names of `spec` ('polygon,yahoo'), each known and (when `local`: the run is in
+    this process) with the keys and files it needs."""
     from marketpipe.providers import source_names
 
     try:
         names = source_names(spec or "")
     except ConfigError as exc:
         raise ConfigError(f"--source: {exc}") from None
+    if not local:
+        return names
     for name in names:
         if name in SOURCE_KEYS:
             field, env = SOURCE_KEYS[name]

@@ -131,6 +131,8 @@ def test_unknown_job_or_profile_is_bad_input(env, jobs_file):
     res = mp(env, "run", "--job", "daily", "--profile", "qa", "--config", str(jobs_file))
     assert res.returncode == 2 and "unknown profile 'qa'" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+    res = mp(env, "run", "--job", "daily", "--symbols", "IBM", "--config", str(jobs_file))
+    assert res.returncode == 2 and "drop --symbols" in res.stderr
 
 
 def test_dry_run_of_a_job(env, jobs_file):
