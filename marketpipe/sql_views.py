@@ -11,8 +11,9 @@ Views (registered lazily: only the ones the query names are read):
 | `quarantine` | every rejected row with its reason codes |
 
 DuckDB gets Arrow tables only: it never downloads an extension (there is no network here) and
-never opens the stores itself. Hot rows come from the hot store's readers (ADBC on PostgreSQL
-for bars); cold rows from `cold_table()`, the one place that reads the lake.
+never opens the stores itself. `bars` and `bars_adjusted` are built by `read_bars` itself, one
+call per interval (hot rows through ADBC on PostgreSQL), so they follow its tier rule; the lake's
+layout is consulted in one place, `cold_pairs()`.
 """
 
 from __future__ import annotations
@@ -59,48 +60,33 @@ def referenced_views(query: str) -> list[str]:
     return [v for v in VIEWS if v in names]
 
 
-# ---------------------------------------------------------------- cold access (one function)
-def cold_table(stores: Stores, dataset: str) -> pd.DataFrame:
-    """Every cold row of `dataset` ('bars' or 'features') as a frame with the key columns.
+# ---------------------------------------------------------------- what is stored
+def cold_pairs(stores: Stores) -> set[tuple[str, str]]:
+    """(interval, symbol) of every cold partition: the one place SQL looks into the lake's
+    layout (on a Delta table this can read the partition values of `DeltaTable.files()`)."""
+    return {(p.interval, p.symbol) for p in stores.cold.partitions()}
 
-    The one function that reads the lake for SQL; on the Delta lake this becomes
-    `DeltaTable(f"{url}/{dataset}").to_pyarrow_dataset()`.
-    """
-    cold = stores.cold
-    frames = []
-    by_interval: dict[str, list[str]] = {}
-    for key in cold.partition_keys_list():
-        by_interval.setdefault(key.interval, [])
-        if key.symbol not in by_interval[key.interval]:
-            by_interval[key.interval].append(key.symbol)
-    for interval, symbols in by_interval.items():
-        if dataset == "bars":
-            frames.append(cold.read_bars(symbols, interval))
-        else:
-            part = cold.read_features(symbols, interval)
-            if not part.empty:
-                frames.append(part)
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+def stored_pairs(stores: Stores) -> dict[str, list[str]]:
+    """{interval: [symbols]} with bars in either tier."""
+    hot = stores.hot.stats()
+    pairs = set(zip(hot["interval"], hot["symbol"], strict=True)) | cold_pairs(stores)
+    out: dict[str, list[str]] = {}
+    for interval, symbol in sorted(pairs):
+        out.setdefault(interval, []).append(symbol)
+    return out
 
 
 def stored_ranges(stores: Stores, symbol: str) -> list[tuple[str, pd.Timestamp, pd.Timestamp, int]]:
     """(interval, first ts, last ts, rows) stored for one symbol across both tiers."""
-    from marketpipe.bars import STORED_INTERVALS
-    from marketpipe.storage.read import union_hot_wins
+    from marketpipe.storage.read import read_bars
 
-    hot = stores.hot.stats()
-    hot = hot.loc[hot["symbol"] == symbol]
-    cold_intervals = {k.interval for k in stores.cold.partition_keys_list(symbols=[symbol])}
     out = []
-    for interval in STORED_INTERVALS:
-        if interval not in cold_intervals and interval not in set(hot["interval"]):
-            continue
-        both = union_hot_wins(
-            stores.cold.read_bars([symbol], interval), stores.hot.read_bars([symbol], interval)
-        )
-        if len(both):
-            out.append((interval, both["ts"].min(), both["ts"].max(), len(both)))
+    for interval, symbols in stored_pairs(stores).items():
+        if symbol in symbols:
+            both = read_bars(stores, [symbol], None, None, interval)
+            if len(both):
+                out.append((interval, both["ts"].min(), both["ts"].max(), len(both)))
     return out
 
 
@@ -109,37 +95,38 @@ def _arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def bars_frame(stores: Stores) -> pd.DataFrame:
-    from marketpipe.storage.read import union_hot_wins
+def _all_bars(stores: Stores, adjusted: bool) -> pd.DataFrame:
+    """Every stored bar through `read_bars` itself (so the view follows its tier rule)."""
+    from marketpipe.bars import empty_bars
+    from marketpipe.storage.read import read_bars
 
-    cold = cold_table(stores, "bars")
-    hot = stores.hot.read_bars(None, None)
-    return union_hot_wins(cold if not cold.empty else hot.iloc[:0], hot)
+    frames = [
+        read_bars(stores, symbols, None, None, interval, adjusted=adjusted)
+        for interval, symbols in stored_pairs(stores).items()
+    ]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_bars()
 
 
 def _bars(stores: Stores) -> pa.Table:
-    return _arrow(bars_frame(stores))
+    return _arrow(_all_bars(stores, adjusted=False))
 
 
 def _bars_adjusted(stores: Stores) -> pa.Table:
-    from marketpipe.storage.read import read_bars
-
-    raw = bars_frame(stores)
-    frames = [
-        read_bars(stores, sorted(part["symbol"].unique()), None, None, interval, adjusted=True)
-        for interval, part in raw.groupby("interval", sort=True)
-    ]
-    return _arrow(pd.concat(frames, ignore_index=True) if frames else raw)
+    return _arrow(_all_bars(stores, adjusted=True))
 
 
 def _features(stores: Stores) -> pa.Table:
     hot = stores.hot.read_features(None, None)
-    cold = cold_table(stores, "features")
-    if cold.empty:
+    by_interval: dict[str, list[str]] = {}
+    for interval, symbol in sorted(cold_pairs(stores)):
+        by_interval.setdefault(interval, []).append(symbol)
+    cold = [stores.cold.read_features(syms, iv) for iv, syms in by_interval.items()]
+    cold = [f.reindex(columns=hot.columns) for f in cold if len(f)]
+    if not cold:
         return _arrow(hot)
-    cold = cold.reindex(columns=hot.columns)
-    both = pd.concat([cold, hot], ignore_index=True) if not hot.empty else cold
-    both = both.drop_duplicates(["symbol", "interval", "ts"], keep="last")
+    both = pd.concat([*cold, hot] if len(hot) else cold, ignore_index=True)
+    both = both.drop_duplicates(["symbol", "interval", "ts"], keep="last")  # hot wins
     return _arrow(both.sort_values(["symbol", "interval", "ts"]).reset_index(drop=True))
 
 
