@@ -296,12 +296,11 @@ def check_run(settings: Settings, *, local: bool = True, **params) -> dict:
 def _as_date(value: DateLike | None, name: str) -> date | None:
     if value is None or value == "":
         return None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    try:
-        return date.fromisoformat(value) if isinstance(value, str) else _local(value).date()
-    except ValueError:
-        raise ConfigError(f"--{name}: {value!r} is not a date like 2024-01-31") from None
+    from marketpipe.dates import parse_day
+
+    if isinstance(value, str | date) and not isinstance(value, datetime):
+        return parse_day(value, name)
+    return parse_day(_local(value).date(), name)
 
 
 def backfill(

@@ -120,8 +120,10 @@ def _check_cold(settings: Settings) -> None:
         import s3fs
 
         bucket = url.removeprefix("s3://").split("/", 1)[0]
-        opts = settings.storage_options
-        fs = s3fs.S3FileSystem(skip_instance_cache=True, **opts)
+        from marketpipe.settings import bound_s3fs_retries
+
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, **settings.s3fs_options())
+        bound_s3fs_retries(fs)  # one bounded attempt: a dead endpoint answers within the timeouts
         try:
             fs.ls(bucket, refresh=True)
         except FileNotFoundError:
