@@ -25,6 +25,12 @@ def read(
     end: str = typer.Option(None, metavar="DATE", help="Last day YYYY-MM-DD (inclusive)."),
     interval: str = typer.Option("1d", metavar="INTERVAL", help="1s | 1m | 5m | 15m | 1h | 1d."),
     adjusted: bool = typer.Option(False, "--adjusted", help="Split/dividend back-adjusted prices."),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        metavar="INSTANT",
+        help="Data as known at this instant (ISO 8601, UTC if no offset; needs the Delta lake).",
+    ),
 ):
     """Print bars from hot ∪ cold (hot wins on overlap) as CSV with the canonical header.
 
@@ -41,7 +47,7 @@ def read(
 
     check_date_order(lo, hi)
     check_interval(interval, stored=True)
-    frame = api.read(syms, lo, hi, interval=interval, adjusted=adjusted)
+    frame = api.read(syms, lo, hi, interval=interval, adjusted=adjusted, as_of=as_of or None)
     frame.to_csv(sys.stdout, index=False, date_format=TS_FORMAT)
     span = f"{lo or 'first'}..{hi or 'last'}"
     typer.echo(f"{len(frame)} row(s) matched ({', '.join(syms)} {interval} {span})", err=True)

@@ -9,7 +9,8 @@
 Date bounds follow the exchange's (XNYS) session calendar: a date, a date string or a timestamp
 at exchange-local midnight means that whole session day, and `end` is inclusive, as in the CLI.
 For daily bars any timestamp means its exchange-local date; for intraday bars a timestamp with a
-time of day is an instant (`start <= ts <= end`). Naive timestamps are exchange-local time.
+time of day is an instant (`start <= ts <= end`). Naive timestamps are exchange-local time
+(except `as_of`, a knowledge time: naive means UTC).
 
 Settings come from the environment (`MARKETPIPE_*`) when a call starts; `overrides={...}` replaces
 some of them for one call (keys are `Settings` field names: `data_dir`, `hot_url`, `hot_days`, …)
@@ -129,6 +130,17 @@ def _local(value: DateLike) -> pd.Timestamp:
     return ts.tz_localize(tz) if ts.tzinfo is None else ts.tz_convert(tz)
 
 
+def _instant(value: DateLike, name: str) -> pd.Timestamp:
+    """An instant in UTC (naive = UTC: a knowledge time, not a market time)."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ConfigError(f"{name}: {str(value)[:40]!r} is not an ISO 8601 instant") from None
+    if pd.isna(ts):
+        raise ConfigError(f"{name}: {str(value)[:40]!r} is not an ISO 8601 instant")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def session_bounds(
     start: DateLike | None, end: DateLike | None, interval: str
 ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -187,12 +199,13 @@ def read(
     lo, hi = session_bounds(start, end, interval)
     kwargs: dict[str, Any] = {}
     if as_of is not None:
+        as_of = as_of if isinstance(as_of, int) else _instant(as_of, "--as-of")
         if "as_of" not in inspect.signature(read_bars).parameters:
             raise NotImplementedError(
                 "read(as_of=…) needs a lake with history (the Delta lake); this lake keeps "
                 "only the latest version of each row"
             )
-        kwargs["as_of"] = as_of if isinstance(as_of, int) else _local(as_of).tz_convert("UTC")
+        kwargs["as_of"] = as_of
     settings = resolve_settings(overrides)
     require_existing_data(settings)
     stores = open_stores(settings)

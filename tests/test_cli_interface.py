@@ -326,3 +326,23 @@ def test_read_says_what_matched_and_what_is_stored(prefect_env):
     assert n > 10 and res.stderr.startswith(f"{n} row(s) matched")
     sql = mp(prefect_env, "sql", f"SELECT * FROM bars WHERE ts >= '{start}' ORDER BY ts")
     assert sql.returncode == 0 and sql.stdout == res.stdout
+
+
+def test_read_as_of_passes_through_or_exits_2(env, tmp_path):
+    import inspect
+
+    from marketpipe.settings import Settings
+    from marketpipe.storage import open_stores
+    from marketpipe.storage.read import read_bars
+
+    stores = open_stores(Settings(data_dir=tmp_path / "data"))
+    try:
+        stores.hot.upsert_bars(_bars_frame())
+    finally:
+        stores.close()
+    res = mp(env, "read", "AAPL", "--as-of", pd.Timestamp.now(tz="UTC").isoformat())
+    if "as_of" in inspect.signature(read_bars).parameters:
+        assert res.returncode == 0 and len(res.stdout.splitlines()) > 10, res.stderr
+    else:
+        one_line_error(res, 2, "needs a lake with history")
+    one_line_error(mp(env, "read", "AAPL", "--as-of", "yesterday-ish"), 2, "--as-of")
