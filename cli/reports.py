@@ -44,6 +44,13 @@ def _processing(rep: dict) -> None:
     title = f"processing {rep.get('interval', '')} {rep.get('start', '')}..{rep.get('end', '')}"
     totals = rep.get("totals") or {}
     print_table(title, list(totals) or ["rows"], [list(totals.values()) or [0]])
+    failed = rep.get("failed") or {}
+    if failed:  # symbols whose processing failed were quarantined; the others completed
+        print_table(
+            "processing failed (quarantined)",
+            ["symbol", "why"],
+            [[sym, why] for sym, why in failed.items()],
+        )
     quality = rep.get("quality") or []
     if quality:
         cols = ["symbol", "sessions", "mean_score", "min_score", "missing", "outliers"]
