@@ -398,7 +398,7 @@ def import_flow():
         ) from None
     from prefect import Flow
 
-    for name in ("importing", "import_files", "import_flow"):
+    for name in ("import_bars", "importing", "import_files", "import_flow"):
         obj = getattr(importing, name, None)
         if isinstance(obj, Flow):
             return obj

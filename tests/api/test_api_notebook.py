@@ -209,3 +209,22 @@ def test_run_and_backfill_check_inputs_before_starting(tmp_path):
         overrides=ov,
     )
     assert "chunk" in plan["plan"]
+
+
+def test_import_calls_the_import_flow_or_says_it_is_missing(tmp_path, request):
+    import importlib.util
+
+    from tests.api.conftest import synthetic
+
+    bars = synthetic("1d")
+    path = tmp_path / "bars.csv"
+    bars.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    ov = {"data_dir": str(tmp_path / "imported")}
+    if importlib.util.find_spec("flows.importing") is None:
+        with pytest.raises(ConfigError, match="import is not available"):
+            mp.import_(str(path), overrides=ov)
+        return
+    request.getfixturevalue("prefect_server")
+    mp.import_(str(path), overrides=ov)
+    got = mp.read(["AAPL", "MSFT"], overrides=ov)
+    assert len(got) == len(bars)
