@@ -191,8 +191,8 @@ def read(
     Raises ConfigError when the data directory does not exist (nothing is created).
     """
     from marketpipe.preflight import check_interval, require_existing_data
+    from marketpipe.processing.adjusted_read import read_bars
     from marketpipe.storage import open_stores
-    from marketpipe.storage.read import read_bars
 
     syms = _symbols(symbols)
     check_interval(interval, stored=True, flag="interval")

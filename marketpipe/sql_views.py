@@ -79,7 +79,7 @@ def stored_pairs(stores: Stores) -> dict[str, list[str]]:
 
 def stored_ranges(stores: Stores, symbol: str) -> list[tuple[str, pd.Timestamp, pd.Timestamp, int]]:
     """(interval, first ts, last ts, rows) stored for one symbol across both tiers."""
-    from marketpipe.storage.read import read_bars
+    from marketpipe.processing.adjusted_read import read_bars
 
     out = []
     for interval, symbols in stored_pairs(stores).items():
@@ -98,7 +98,7 @@ def _arrow(frame: pd.DataFrame) -> pa.Table:
 def _all_bars(stores: Stores, adjusted: bool) -> pd.DataFrame:
     """Every stored bar through `read_bars` itself (so the view follows its tier rule)."""
     from marketpipe.bars import empty_bars
-    from marketpipe.storage.read import read_bars
+    from marketpipe.processing.adjusted_read import read_bars
 
     frames = [
         read_bars(stores, symbols, None, None, interval, adjusted=adjusted)

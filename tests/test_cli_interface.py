@@ -331,9 +331,9 @@ def test_read_says_what_matched_and_what_is_stored(prefect_env):
 def test_read_as_of_passes_through_or_exits_2(env, tmp_path):
     import inspect
 
+    from marketpipe.processing.adjusted_read import read_bars
     from marketpipe.settings import Settings
     from marketpipe.storage import open_stores
-    from marketpipe.storage.read import read_bars
 
     stores = open_stores(Settings(data_dir=tmp_path / "data"))
     try:

@@ -123,7 +123,7 @@ def test_bad_inputs_are_config_errors(embedded):
 def test_as_of_passes_through_or_says_not_implemented(embedded):
     import inspect
 
-    from marketpipe.storage.read import read_bars
+    from marketpipe.processing.adjusted_read import read_bars
 
     if "as_of" in inspect.signature(read_bars).parameters:
         df = mp.read("AAPL", as_of=pd.Timestamp.now(tz="UTC"), overrides=embedded["overrides"])
