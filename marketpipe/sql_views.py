@@ -41,7 +41,9 @@ def run_sql(stores: Stores, query: str) -> pd.DataFrame:
             con.register(name, LOADERS[name](stores))
         con.execute("SET TimeZone = 'UTC'")  # timestamps come back (and compare) in UTC
         con.execute("SET enable_external_access = false")  # no files, no network
-        return con.execute(query).df()
+        # through Arrow: DATE stays a date (pandas would make it a midnight timestamp)
+        relation = con.sql(query)
+        return pd.DataFrame() if relation is None else relation.to_arrow_table().to_pandas()
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"sql: {first}") from None
