@@ -359,7 +359,7 @@ def check_backfill(settings, symbols, start, end, interval, source, replay_path=
 
 def describe_backfill(settings, p: dict, repair: bool):
     """The backfill plan (chunks, requests, time) against the stored chunk ledger."""
-    from marketpipe.historical import build_plan
+    from marketpipe.backfill_run import build_plan
     from marketpipe.storage import open_stores
 
     stores = open_stores(settings)
