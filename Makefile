@@ -45,6 +45,7 @@ bench: $(STAMP)
 ## Prefect: blocks, work pool, limits, automation and the prefect.yaml deployments (needs PREFECT_API_URL)
 deploy: $(STAMP)
 	$(PY) -m deployments.bootstrap
+	$(PY) -m deployments.jobs   # a deployment per scheduled job of ./marketpipe.yaml (if any)
 
 ## Prefect server on PostgreSQL (its own database `prefect`, created if missing); Ctrl-C stops it.
 ## Then: export PREFECT_API_URL=http://127.0.0.1:4200/api; make deploy; make worker

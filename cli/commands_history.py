@@ -7,107 +7,97 @@ from datetime import timedelta
 
 import typer
 
+from cli.help_format import examples
 from cli.main import app
 from cli.options import parse_date, parse_interval
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "marketpipe backfill --symbols AAPL,MSFT --start 2022-01-03 --end 2023-12-29 --plan-only",
+        "marketpipe backfill --source synthetic --symbols AAPL --start 2024-01-02 --end 2024-06-28",
+        "marketpipe backfill --symbols AAPL --start 2024-01-02 --end 2024-06-28 --repair",
+    )
+)
 def backfill(
-    symbols: str = typer.Option(..., help="Comma-separated symbols."),
-    start: str = typer.Option(..., help="First date YYYY-MM-DD."),
-    end: str = typer.Option(..., help="Last date YYYY-MM-DD."),
-    interval: str = typer.Option("1d", help="1m | 5m | 15m | 1h | 1d."),
-    source: str = typer.Option("polygon", help="synthetic | replay | yahoo | polygon."),
+    symbols: str = typer.Option(..., metavar="SYMBOLS", help="Comma-separated symbols."),
+    start: str = typer.Option(..., metavar="DATE", help="First day YYYY-MM-DD."),
+    end: str = typer.Option(..., metavar="DATE", help="Last day YYYY-MM-DD (inclusive)."),
+    interval: str = typer.Option("1d", metavar="INTERVAL", help="1m | 5m | 15m | 1h | 1d."),
+    source: str = typer.Option(
+        "polygon", metavar="SOURCE", help="synthetic | replay | yahoo | polygon (or a,b)."
+    ),
     repair: bool = typer.Option(False, "--repair", help="Fetch only the ranges `gaps` reports."),
     plan_only: bool = typer.Option(
         False, "--plan-only", help="Print requests and time; fetch nothing."
     ),
-    replay_path: str = typer.Option(None, "--replay-path", help="File for --source replay."),
+    replay_path: str = typer.Option(
+        None, "--replay-path", metavar="FILE", help="File for --source replay."
+    ),
 ):
-    """Backfill history in provider-sized chunks; a re-run continues with unfinished chunks only."""
-    import pandas as pd
+    """Backfill history in provider-sized chunks; a re-run continues with unfinished chunks only.
 
-    from marketpipe.historical import build_plan
+    Prints the plan (chunks, requests, time) first, then a progress bar while it runs.
+    """
+    from marketpipe.api import check_backfill, describe_backfill
     from marketpipe.settings import load_settings
-    from marketpipe.storage import open_stores
-    from marketpipe.symbols import parse_symbols
 
     settings = load_settings()
-    syms = parse_symbols(symbols)
-    lo, hi = parse_date(start, "start"), parse_date(end, "end")
-    ivl = parse_interval(interval)
-    stores = open_stores(settings)
-    try:
-        plan = build_plan(
-            stores, settings, syms, lo, hi, ivl, source, repair, pd.Timestamp.now(tz="UTC")
-        )
-    finally:
-        stores.close()
+    p = check_backfill(settings, symbols.split(","), start, end, interval, source, replay_path)
+    plan = describe_backfill(settings, p, repair)
     typer.echo(plan.describe())
     if plan_only:
         return
+    from cli.main import quiet_prefect_tracebacks
+    from cli.reports import print_backfill
     from flows.historical import historical
 
+    quiet_prefect_tracebacks()
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_progress, args=(settings, plan, stop), daemon=True)
     watcher.start()
     try:
-        summary = historical(
-            symbols=syms,
-            start=lo,
-            end=hi,
-            interval=ivl,
-            source=source,
-            repair=repair,
-            replay_path=replay_path,
-        )
+        summary = historical(**p, repair=repair, replay_path=replay_path)
     finally:
         stop.set()
         watcher.join(timeout=5)
-    t = summary["totals"]
-    typer.echo(
-        f"done: {t['chunks_run']} chunks run ({summary['chunks_skipped']} skipped as finished), "
-        f"{t['requests']} requests, {t['hot']} hot, {t['cold']} cold, {t['quarantined']} quarantined"
-    )
-    for row in summary["completeness"]:
-        typer.echo(
-            f"  {row['symbol']:<8} expected {row['expected']:>7}  present {row['present']:>7}  "
-            f"missing {row['missing']:>6}  quarantined {row['quarantined']:>5}"
-        )
+    print_backfill(summary)
 
 
 def _watch_progress(settings, plan, stop: threading.Event) -> None:
-    """Draw a progress bar from the chunk ledger while the flow runs in this process."""
+    """Draw a progress bar (stderr) from the chunk ledger while the flow runs in this process."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from cli.tables import console
     from marketpipe.storage import open_stores
 
     total = len(plan.chunks)
     stores = open_stores(settings)
     try:
-        with typer.progressbar(length=total, label="chunks", show_pos=True) as bar:
-            shown = len(plan.done)
-            bar.update(shown)
+        columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=console(stderr=True)) as bar:
+            task = bar.add_task("chunks", total=total, completed=len(plan.done))
             while not stop.wait(0.5):
-                done = len(stores.hot.done_chunks(plan.job_key))
-                if done > shown:
-                    bar.update(done - shown)
-                    shown = done
-            done = len(stores.hot.done_chunks(plan.job_key))
-            bar.update(max(0, done - shown))
+                bar.update(task, completed=len(stores.hot.done_chunks(plan.job_key)))
+            bar.update(task, completed=len(stores.hot.done_chunks(plan.job_key)))
     finally:
         stores.close()
 
 
-@app.command()
+@app.command(
+    epilog=examples("marketpipe gaps --symbols AAPL,MSFT --start 2024-01-02 --end 2024-03-28")
+)
 def gaps(
-    symbols: str = typer.Option(..., help="Comma-separated symbols."),
-    start: str = typer.Option(..., help="First date YYYY-MM-DD."),
-    end: str = typer.Option(..., help="Last date YYYY-MM-DD."),
-    interval: str = typer.Option("1d", help="1m | 5m | 15m | 1h | 1d."),
+    symbols: str = typer.Option(..., metavar="SYMBOLS", help="Comma-separated symbols."),
+    start: str = typer.Option(..., metavar="DATE", help="First day YYYY-MM-DD."),
+    end: str = typer.Option(..., metavar="DATE", help="Last day YYYY-MM-DD (inclusive)."),
+    interval: str = typer.Option("1d", metavar="INTERVAL", help="1m | 5m | 15m | 1h | 1d."),
 ):
     """List missing bars per symbol as ranges across hot ∪ cold; exit 1 when anything is missing."""
     import pandas as pd
 
     from marketpipe.gaps import find_gaps
+    from marketpipe.preflight import check_date_order, require_existing_data
     from marketpipe.settings import load_settings
     from marketpipe.storage import open_stores
     from marketpipe.storage.read import read_bars
@@ -116,7 +106,9 @@ def gaps(
     settings = load_settings()
     syms = parse_symbols(symbols)
     lo, hi = parse_date(start, "start"), parse_date(end, "end")
+    check_date_order(lo, hi)
     ivl = parse_interval(interval)
+    require_existing_data(settings)
     stores = open_stores(settings)
     try:
         present = read_bars(stores, syms, lo, hi + timedelta(days=1), ivl)
@@ -124,7 +116,7 @@ def gaps(
         stores.close()
     found = find_gaps(present, syms, lo, hi, ivl, now=pd.Timestamp.now(tz="UTC"))
     missing = 0
-    for sym in syms:
+    for sym in syms:  # a listing (one line per range), stable for scripts
         ranges = found.get(sym, [])
         n = sum(g.count for g in ranges)
         missing += n

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import typer
 
+from cli.help_format import examples
 from cli.main import app
 
-lake_app = typer.Typer(help="Cold lake (Delta Lake) commands.", no_args_is_help=True)
+lake_app = typer.Typer(
+    help="Cold lake (Delta Lake) commands.",
+    no_args_is_help=True,
+    epilog=examples("marketpipe lake migrate", "marketpipe lake migrate --to s3://bucket/lake"),
+)
 app.add_typer(lake_app, name="lake")
 
 
-@lake_app.command()
+@lake_app.command(
+    epilog=examples("marketpipe lake migrate", "marketpipe lake migrate --to s3://bucket/lake")
+)
 def migrate(
     to: str = typer.Option(
         None, "--to", help="Write the Delta tables at this lake URL (default: in place)."

@@ -13,6 +13,7 @@ import time
 
 import typer
 
+from cli.help_format import examples
 from cli.main import app
 
 EXPORTER_URL = "http://127.0.0.1:9464/metrics"
@@ -108,7 +109,13 @@ def _render(frame: dict):
     return Group(*parts)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "marketpipe monitor",
+        "marketpipe monitor --once --json",
+        "marketpipe monitor --metrics-url http://127.0.0.1:9464/metrics",
+    )
+)
 def monitor(
     metrics_url: list[str] = typer.Option(
         None, "--metrics-url", help=f"A /metrics URL to read (repeatable; default {EXPORTER_URL})."

@@ -6,14 +6,19 @@ import json
 
 import typer
 
+from cli.help_format import examples
 from cli.main import app
 
 
-@app.command()
+@app.command(
+    epilog=examples("marketpipe status", "marketpipe status --json --symbols AAPL,MSFT || alert")
+)
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print the status as one JSON document."),
     symbols: str = typer.Option(
-        None, help="Comma-separated symbols to check (default: every symbol with daily bars)."
+        None,
+        metavar="SYMBOLS",
+        help="Comma-separated symbols to check (default: every symbol with daily bars).",
     ),
 ):
     """Pipeline status; exit code 1 when any symbol's daily bars are older than the last closed

@@ -1,59 +1,182 @@
-"""`marketpipe` command line. Every command has `--help`; errors are one line on stderr.
+"""marketpipe: market data from providers and files into a hot store and a lake, kept correct,
+complete and fresh (Prefect-orchestrated).
 
-Exit codes: 0 success; 1 failure (or, for `gaps`/`status`, gaps found / stale data); 2 bad input.
+Run `marketpipe COMMAND --help` for a command's options and an example. Exit codes: 0 success;
+1 failure (for `gaps`/`status`: gaps found / stale data); 2 bad input, one line on stderr.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 import traceback
 
 import typer
+from typer.core import TyperGroup
 
 from marketpipe.errors import ConfigError, ContractError, MarketpipeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-STATE = {"debug": False}
+# Workflow order of `marketpipe --help`. Commands register on `app` from their modules below;
+# a new command module goes into COMMAND_MODULES and its command name into COMMAND_ORDER.
+COMMAND_ORDER = (
+    "run",
+    "backfill",
+    "import",
+    "read",
+    "sql",
+    "gaps",
+    "status",
+    "monitor",
+    "validate",
+    "tier",
+    "compact",
+    "lake",
+)
+COMMAND_MODULES = (
+    "cli.commands_run",  # run
+    "cli.commands_history",  # backfill, gaps
+    "cli.commands_import",  # import           (optional: the `import` engineer's module)
+    "cli.commands_data",  # read, sql, validate
+    "cli.commands_ops",  # status
+    "cli.commands_monitor",  # monitor         (optional)
+    "cli.commands_store",  # tier, compact
+    "cli.commands_lake",  # lake               (optional)
+)
+OPTIONAL_MODULES = ("cli.commands_import", "cli.commands_monitor", "cli.commands_lake")
+# accepted anywhere before `--`, on every command: stripped before click parses the rest
+GLOBAL_FLAGS = {"--debug": "debug", "-v": "verbose", "--verbose": "verbose", "-vv": "verbose"}
+STATE = {"debug": False, "verbose": 0}
 
 
-@app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")):
-    STATE["debug"] = debug
+class WorkflowGroup(TyperGroup):
+    """Commands listed in workflow order (COMMAND_ORDER), then any others alphabetically."""
+
+    def list_commands(self, ctx):
+        names = list(self.commands)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+app = typer.Typer(
+    cls=WorkflowGroup,
+    add_completion=False,
+    no_args_is_help=False,
+    help=__doc__,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback(
+    epilog="Example:  marketpipe run && marketpipe read AAPL --interval 1d",
+    invoke_without_command=True,
+)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks on errors (any command, before or after it)."
+    ),
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="Show Prefect's per-task log lines (any command)."
+    ),
+):
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def split_global_flags(args: list[str]) -> tuple[list[str], bool, int, bool]:
+    """(args without the global flags, debug, verbosity, version) — flags may stand anywhere
+    before a `--`."""
+    rest, debug, verbose, version = [], False, 0, False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            rest += args[i:]
+            break
+        kind = GLOBAL_FLAGS.get(arg)
+        if kind == "debug":
+            debug = True
+        elif kind == "verbose":
+            verbose += 2 if arg == "-vv" else 1
+        elif arg == "--version":
+            version = True
+        else:
+            rest.append(arg)
+    return rest, debug, verbose, version
+
+
+def configure_output(verbose: int) -> None:
+    """Before Prefect is imported: its console shows warnings and errors only (per-task INFO
+    lines with `-v`; the API still receives every log line), and no telemetry offline."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if verbose:
+        level = "DEBUG" if verbose > 1 else "INFO"
+        for name in ("LEVEL", "HANDLERS_CONSOLE_LEVEL", "HANDLERS_CONSOLE_FLOW_RUNS_LEVEL"):
+            os.environ[f"PREFECT_LOGGING_{name}"] = level
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL"] = level
+    else:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+        # the temporary server's own lines ("Starting temporary server…", telemetry)
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 
 def _register() -> None:
-    from cli import (  # noqa: F401  (importing registers the commands on `app`)
-        commands_data,
-        commands_history,
-        commands_lake,
-        commands_monitor,
-        commands_ops,
-        commands_run,
-        commands_store,
-    )
+    for module in COMMAND_MODULES:
+        try:
+            importlib.import_module(module)  # importing registers the commands on `app`
+        except ModuleNotFoundError as exc:
+            if module not in OPTIONAL_MODULES or exc.name != module:
+                raise
+
+
+def build_command():
+    """The click command tree, with help that shows real metavars and no `<bool>`."""
+    from cli.help_format import add_global_options, patch_help_display, reflow_help
+
+    patch_help_display()
+    command = typer.main.get_command(app)
+    add_global_options(command)
+    reflow_help(command)
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
-    _register()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args, debug, verbose, version = split_global_flags(
+        list(argv if argv is not None else sys.argv[1:])
+    )
+    STATE.update(debug=debug, verbose=verbose)
+    if version:
+        from marketpipe import __version__
+
+        print(f"marketpipe {__version__}")
+        return 0
+    configure_output(verbose)
     try:
+        _register()
+        command = build_command()
         # without standalone mode click *returns* a `typer.Exit(code)`'s code instead of raising
-        rv = app(args=argv, standalone_mode=False)
+        rv = command.main(args=args, prog_name="marketpipe", standalone_mode=False)
         if isinstance(rv, int) and not isinstance(rv, bool):
             return rv
     except SystemExit as exc:
-        return int(exc.code or 0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (ConfigError, ContractError) as exc:
         return _fail(exc, 2, debug)
     except MarketpipeError as exc:
         return _fail(exc, 1, debug)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("marketpipe: aborted", file=sys.stderr)
         return 130
+    except NotImplementedError as exc:
+        return _fail(exc, 2, debug)
     except Exception as exc:  # click usage errors carry their own exit code
         click_exc, click_exit = _click_classes()
         if isinstance(exc, click_exc):  # one line, exit 2 for usage errors
+            if debug:
+                traceback.print_exception(exc)
             print(f"marketpipe: error: {exc.format_message()}", file=sys.stderr)
             return exc.exit_code
         if isinstance(exc, click_exit):
