@@ -84,6 +84,10 @@ def _print_reports(reports: dict) -> None:
             )
             typer.echo(f"  hot store: {rep['hot']}")
             typer.echo(f"  cold lake: {rep['cold']}")
+            if rep.get("stages"):
+                from marketpipe.stage_timer import format_stages
+
+                typer.echo(f"  {format_stages(rep)}")
         elif stage == "realtime":
             typer.echo("realtime session: " + ", ".join(f"{k}={v}" for k, v in rep.items()))
         elif stage == "processing":
