@@ -25,6 +25,7 @@ def _register() -> None:
     from cli import (  # noqa: F401  (importing registers the commands on `app`)
         commands_data,
         commands_history,
+        commands_import,
         commands_ops,
         commands_run,
         commands_store,

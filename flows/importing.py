@@ -32,6 +32,7 @@ def import_bars(
     stores = open_stores(settings)
     try:
         todo, skipped = (refs, []) if force else importer.pending(stores, refs)
+        importer.notify_planned(len(todo), len(skipped))
         params = {"paths": list(paths), "files": len(refs), "skipped": len(skipped)}
         options = dict(
             selection=Selection(interval=interval),

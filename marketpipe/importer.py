@@ -80,22 +80,36 @@ class Streamed:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-_LISTENERS: list[Callable[[FileReport], None]] = []
+class ImportListener:
+    """Told about an import run in this process (the CLI's progress bar); override what you need."""
+
+    def planned(self, todo: int, skipped: int) -> None:  # files to import / already imported
+        pass
+
+    def finished(self, report: FileReport) -> None:
+        pass
 
 
-def add_listener(fn: Callable[[FileReport], None]) -> None:
-    """Call `fn(report)` whenever a file finishes in this process (the CLI's progress bar)."""
-    _LISTENERS.append(fn)
+_LISTENERS: list[ImportListener] = []
 
 
-def remove_listener(fn: Callable[[FileReport], None]) -> None:
-    if fn in _LISTENERS:
-        _LISTENERS.remove(fn)
+def add_listener(listener: ImportListener) -> None:
+    _LISTENERS.append(listener)
+
+
+def remove_listener(listener: ImportListener) -> None:
+    if listener in _LISTENERS:
+        _LISTENERS.remove(listener)
+
+
+def notify_planned(todo: int, skipped: int) -> None:
+    for listener in list(_LISTENERS):
+        listener.planned(todo, skipped)
 
 
 def notify(report: FileReport) -> None:
-    for fn in list(_LISTENERS):
-        fn(report)
+    for listener in list(_LISTENERS):
+        listener.finished(report)
 
 
 # ---------------------------------------------------------------- discovery
