@@ -69,6 +69,10 @@ def backfill(
         f"done: {t['chunks_run']} chunks run ({summary['chunks_skipped']} skipped as finished), "
         f"{t['requests']} requests, {t['hot']} hot, {t['cold']} cold, {t['quarantined']} quarantined"
     )
+    if summary.get("stages"):
+        from marketpipe.stage_timer import format_stages
+
+        typer.echo(f"  {format_stages(summary)}")
     for row in summary["completeness"]:
         typer.echo(
             f"  {row['symbol']:<8} expected {row['expected']:>7}  present {row['present']:>7}  "
