@@ -42,6 +42,7 @@ import pyarrow.dataset as ds
 
 from marketpipe.bars import BAR_COLUMNS, INTERVALS, TS_DTYPE, conform_bars, empty_bars
 from marketpipe.errors import ConfigError, ContractError
+from marketpipe.input_columns import check_column_names
 from marketpipe.providers._frames import REJECTED_COLUMNS, exchange_dates, rejected_frame
 from marketpipe.stage_timer import StageTimer
 
@@ -138,10 +139,8 @@ class BarFile:
             raise ConfigError(f"{self.path}: use a .parquet, .csv or .csv.gz file")
         self._dataset = self._open()
         raw = list(self._dataset.schema.names)
+        check_column_names(raw, self.path)  # duplicates / names colliding case-insensitively
         norm = [normalise_name(c) for c in raw]
-        dupes = sorted({n for n in norm if norm.count(n) > 1})
-        if dupes:
-            raise ContractError(f"{self.path}: duplicate column(s) {', '.join(dupes)}")
         by_norm = dict(zip(norm, raw, strict=True))
         cols: dict[str, str] = {}
         for n, r in by_norm.items():

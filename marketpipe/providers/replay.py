@@ -46,6 +46,7 @@ class ReplayProvider(BaseProvider):
     def open(self) -> BarFile:
         if not self.path.is_file():
             raise ConfigError(f"replay file not found: {self.path}")
+        check_file_columns(self.path, f"replay file {self.path.name}")
         try:
             return BarFile(str(self.path))
         except ContractError as exc:
