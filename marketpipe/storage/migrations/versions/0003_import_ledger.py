@@ -1,7 +1,7 @@
 """Import ledger: one row per bar file `marketpipe import` has fully landed (skip it next time).
 
 Revision ID: 0003
-Revises: 0001 (the integrator chains it after 0002, the `session` column)
+Revises: 0002 (the `session` column)
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
