@@ -196,7 +196,9 @@ def test_polygon_flat_files_land_exactly_and_reimport_changes_nothing(tmp_path, 
 
 def test_killed_import_resumes_with_only_the_unfinished_files(tmp_path, env):
     files = tmp_path / "days"
-    days = pd.bdate_range("2023-01-02", periods=24)
+    import pandas_market_calendars as mcal  # sessions from an independent calendar
+
+    days = mcal.get_calendar("XNYS").valid_days("2023-01-03", "2023-03-31")[:24].tz_localize(None)
     for d in days:
         _write_csv_gz(files / f"{d:%Y/%m/%Y-%m-%d}.csv.gz", _day_rows(f"{d:%Y-%m-%d}"))
     data = tmp_path / "data"

@@ -91,9 +91,10 @@ def test_replay_with_only_a_path_stores_every_symbol_and_date_in_the_file(tmp_pa
     import sys
     from pathlib import Path
 
+    import pandas_market_calendars as mcal  # sessions from an independent calendar
     from prefect.settings import PREFECT_API_URL
 
-    days = pd.bdate_range("2021-03-01", periods=30, tz="UTC")
+    days = mcal.get_calendar("XNYS").valid_days("2021-03-01", "2021-05-31")[:30]
     frame = pd.concat(
         [
             pd.DataFrame(
