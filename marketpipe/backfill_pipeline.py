@@ -32,9 +32,9 @@ STORE_EVERY = 10  # chunks per store call (bounded: one chunk is one provider-si
 def group_chunks(chunks: list[Chunk], per_task: int | None = None) -> list[list[Chunk]]:
     """Chunks in groups of `per_task` (one Prefect task each: task overhead per group, not chunk).
 
-    By default about a tenth of the chunks per group (at most 25): few tasks, yet the flow still
+    By default about a twentieth of the chunks per group (at most 25): few tasks, yet the flow still
     records progress several times during the run."""
-    per_task = per_task or min(25, -(-len(chunks) // 10))
+    per_task = per_task or min(25, -(-len(chunks) // 20))
     per_task = max(1, per_task)
     return [chunks[i : i + per_task] for i in range(0, len(chunks), per_task)]
 
