@@ -12,7 +12,7 @@ import platform
 import sys
 import time
 
-BENCHES = ("validation", "hot", "lake", "features", "realtime")
+BENCHES = ("validation", "hot", "lake", "features", "realtime", "e2e_import", "e2e_backfill")
 
 
 def _machine() -> str:
@@ -36,7 +36,9 @@ def main(argv: list[str]) -> int:
         mod = importlib.import_module(f"benchmarks.bench_{name}")
         print(f"\n## {name}")
         t0 = time.perf_counter()
-        if rows and name != "realtime":
+        if name.startswith("e2e_"):
+            mod.main()  # sized by MARKETPIPE_BENCH_E2E_ROWS / MARKETPIPE_BENCH_BACKFILL_SYMBOLS
+        elif rows and name != "realtime":
             mod.main(int(rows))
         elif rows:
             mod.main(ticks=int(rows))

@@ -38,6 +38,15 @@ def _ingestion(rep: dict) -> None:
     print_table(title, ["symbol", *_COUNTS, "source"], rows)
     typer.echo(f"  hot store: {rep['hot']}")
     typer.echo(f"  cold lake: {rep['cold']}")
+    _stages(rep)
+
+
+def _stages(rep: dict) -> None:
+    """Seconds per stage and the slowest one (ingestion, replay, import and backfill reports)."""
+    if rep.get("stages"):
+        from marketpipe.stage_timer import format_stages
+
+        typer.echo(f"  {format_stages(rep)}")
 
 
 def _processing(rep: dict) -> None:
@@ -68,6 +77,7 @@ def print_backfill(summary: dict) -> None:
         f"as finished), {t.get('requests', 0)} requests, {t.get('hot', 0)} hot, "
         f"{t.get('cold', 0)} cold, {t.get('quarantined', 0)} quarantined"
     )
+    _stages(summary)
     comp = summary.get("completeness") or []
     if comp:
         cols = ["symbol", "expected", "present", "missing", "quarantined"]

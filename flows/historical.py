@@ -9,11 +9,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._publish import flow_run, publish_run_reports
 from marketpipe import metrics
+from marketpipe.backfill_pipeline import group_chunks, group_label, stage_summary
 from marketpipe.backfill_run import backfill_summary, build_plan
 from marketpipe.run_reports import chunk_totals, completeness
 from marketpipe.storage.read import read_bars
 from marketpipe.symbols import parse_symbols
-from tasks.historical import backfill_chunk
+from tasks.historical import backfill_chunks
 
 
 @flow(name="historical", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
@@ -48,23 +49,23 @@ def historical(
             progress = run.progress("backfill-progress", total, "chunks finished")
             progress.set(done)
             futures = [
-                backfill_chunk.submit(
+                backfill_chunks.submit(
                     stores,
                     run.settings,
                     source,
                     interval,
-                    c,
+                    group,
                     plan.job_key,
                     now,
                     run.run_id,
-                    c.label,
+                    group_label(group),
                     options,
                 )  # fmt: skip
-                for c in plan.pending
+                for group in group_chunks(plan.pending)
             ]
             results: list[dict] = []
             for fut in futures:
-                results.append(fut.result())
+                results.extend(fut.result())
                 rows = sum(r["hot"] + r["cold"] for r in results)
                 run.record_chunks(done + len(results), total, rows)
                 progress.set(done + len(results))
@@ -75,4 +76,4 @@ def historical(
         run.table("backfill-completeness", report, what)
         publish_run_reports(run, "backfill", report, syms, interval, start, end, what)
         window = {"symbols": syms, "start": str(start), "end": str(end)}
-        return backfill_summary(plan, results, report) | window
+        return backfill_summary(plan, results, report) | window | stage_summary(results)

@@ -9,8 +9,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows._publish import flow_run, publish_run_reports
 from marketpipe import metrics
+from marketpipe.importer import stage_rows
 from marketpipe.ingest_plan import plan_ingestion
 from marketpipe.run_reports import completeness, ingestion_rows
+from marketpipe.stage_timer import StageTimer
 from marketpipe.storage.read import read_bars
 from marketpipe.symbols import parse_symbols
 from tasks.ingestion import check_chunk, fetch_chunk, store_chunk
@@ -27,7 +29,13 @@ def ingestion(
     chunk_size: int = 25,
 ) -> dict:
     """Ingest bars for `symbols` (default: `MARKETPIPE_DEFAULT_SYMBOLS`) over [start, end]
-    (default: the last 90 days, or from each symbol's watermark)."""
+    (default: the last 90 days, or from each symbol's watermark).
+
+    `source="replay"` streams the file once: by default every symbol and date in it."""
+    if source == "replay":
+        from flows.importing import replay_ingestion
+
+        return replay_ingestion(replay_path, symbols, start, end, interval)
     options = {"replay_path": replay_path} if replay_path else {}
     with flow_run("ingestion") as run:
         st, stores, now = run.settings, run.stores, run.now
@@ -52,6 +60,10 @@ def ingestion(
                 results.append([f.result() for f in chain][-1])
                 progress.advance()
             report = ingestion_rows(results, syms, source)
+            timer = StageTimer()
+            for r in results:
+                timer.merge(r.timings)
+            report.update(timer.summary())
             counts.update(report["totals"])
             metrics.batch_done("ingestion", source, len(futures))
             metrics.rows_written("ingestion", source, counts["hot"] + counts["cold"])
@@ -60,6 +72,7 @@ def ingestion(
             report["completeness"] = completeness(stores, present, syms, lo, hi, interval, now)
         what = f"{source} {interval} {lo}..{hi}"
         run.table("ingestion-completeness", report["completeness"], what)
+        run.table("ingestion-stages", stage_rows(report), report["slowest_stage"] or "")
         publish_run_reports(run, "ingestion", report["rows"], syms, interval, lo, hi, what)
         get_run_logger().info(
             "ingested %s rows: %s hot, %s cold, %s quarantined",

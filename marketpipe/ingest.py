@@ -14,6 +14,7 @@ import pandas as pd
 from marketpipe.actions_contract import validate_corporate_actions
 from marketpipe.contract import QUARANTINE_COLUMNS, validate_bars
 from marketpipe.providers.base import BarsQuery, FetchResult
+from marketpipe.stage_timer import StageTimer
 from marketpipe.storage import Stores
 from marketpipe.storage.router import plan_writes
 
@@ -32,6 +33,7 @@ class CheckedBatch:
     corporate_actions: pd.DataFrame | None = None
     # corporate actions the actions contract rejected (not counted as bars)
     actions_quarantine: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage so far
 
 
 @dataclass
@@ -40,6 +42,7 @@ class StoredBatch:
 
     per_symbol: dict[str, dict[str, int]]
     sources: dict[str, list[str]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (stage_timer)
 
     def totals(self) -> dict[str, int]:
         keys = ("fetched", "hot", "cold", "quarantined")
@@ -65,7 +68,9 @@ def chunk_label(query: BarsQuery) -> str:
 
 def check_batch(result: FetchResult, now: pd.Timestamp, run_id: str | None = None) -> CheckedBatch:
     """Run the Bars contract over a fetch result; adapter rejects join the quarantine."""
-    checked = validate_bars(result.bars, now=now, run_id=run_id)
+    timer = StageTimer(getattr(result, "timings", None))
+    with timer.stage("validate"):
+        checked = validate_bars(result.bars, now=now, run_id=run_id)
     quarantine = checked.quarantine
     if result.rejected is not None and not result.rejected.empty:
         rejected = result.rejected.copy()
@@ -89,6 +94,7 @@ def check_batch(result: FetchResult, now: pd.Timestamp, run_id: str | None = Non
         requests=result.requests,
         corporate_actions=actions,
         actions_quarantine=actions_quarantine,
+        timings=timer.as_dict(),
     )
 
 
@@ -99,31 +105,49 @@ def store_batch(
     hot_days: int,
     symbols: tuple[str, ...],
     watermark_source: str | None = None,
+    write_quarantine: bool = True,
 ) -> StoredBatch:
     """Write cold rows to the lake and hot rows to the SQL store, then quarantine bad rows.
 
     Every write is an upsert on natural keys, so re-running a batch changes nothing. With
-    `watermark_source`, each symbol's watermark then moves to its newest stored bar.
+    `watermark_source`, each symbol's watermark then moves to its newest stored bar. With
+    `write_quarantine=False` the caller writes `batch.quarantine` itself (the importer writes a
+    file's quarantine once, beside its ledger entry). Seconds per stage land in `timings`.
     """
-    plan = plan_writes(batch.valid, now, hot_days)
+    timer = StageTimer(batch.timings)
+    with timer.stage("route"):
+        plan = plan_writes(batch.valid, now, hot_days)
     if not plan.cold.empty:
-        stores.cold.write_bars(plan.cold)
+        with timer.stage("cold_write"):
+            stores.cold.write_bars(plan.cold)
     if not plan.hot.empty:
-        stores.hot.upsert_bars(plan.hot)
-    if batch.corporate_actions is not None and not batch.corporate_actions.empty:
-        stores.hot.upsert_corporate_actions(batch.corporate_actions)
-    if watermark_source and not batch.valid.empty:
-        advance_watermarks(stores, watermark_source, batch.valid)
-    # Quarantine rows are appended (no natural key), so they go last: a store failure before this
-    # point is retried without having written them, and a retry never quarantines a row twice.
-    if not batch.quarantine.empty:
-        stores.hot.write_quarantine(batch.quarantine)
-    if batch.actions_quarantine is not None and not batch.actions_quarantine.empty:
-        stores.hot.write_quarantine(batch.actions_quarantine)
+        with timer.stage("hot_write"):
+            stores.hot.upsert_bars(plan.hot)
+    with timer.stage("bookkeeping"):
+        if batch.corporate_actions is not None and not batch.corporate_actions.empty:
+            stores.hot.upsert_corporate_actions(batch.corporate_actions)
+        if watermark_source and not batch.valid.empty:
+            advance_watermarks(stores, watermark_source, batch.valid)
+        # Quarantine rows are appended (no natural key), so they go last: a store failure before
+        # this point is retried without having written them, and a retry never quarantines twice.
+        if write_quarantine and not batch.quarantine.empty:
+            stores.hot.write_quarantine(batch.quarantine)
+        if batch.actions_quarantine is not None and not batch.actions_quarantine.empty:
+            stores.hot.write_quarantine(batch.actions_quarantine)
+        per_symbol = _count_per_symbol(
+            symbols, batch.fetched, plan.hot, plan.cold, batch.quarantine
+        )
     return StoredBatch(
-        per_symbol=_count_per_symbol(symbols, batch.fetched, plan.hot, plan.cold, batch.quarantine),
-        sources=_sources_per_symbol(batch.valid),
+        per_symbol=per_symbol, sources=_sources_per_symbol(batch.valid), timings=timer.as_dict()
     )
+
+
+def add_counts(total: dict[str, dict[str, int]], part: dict[str, dict[str, int]]) -> None:
+    """Sum per-symbol counts of one batch into a running total (in place)."""
+    for sym, c in part.items():
+        acc = total.setdefault(sym, {"fetched": 0, "hot": 0, "cold": 0, "quarantined": 0})
+        for k, v in c.items():
+            acc[k] = acc.get(k, 0) + int(v)
 
 
 def advance_watermarks(stores: Stores, source: str, valid: pd.DataFrame) -> None:

@@ -7,6 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from marketpipe.backfill import Chunk
+from marketpipe.backfill_pipeline import run_chunks
 from marketpipe.backfill_run import run_chunk
 from marketpipe.settings import Settings
 from marketpipe.storage import Stores
@@ -31,3 +32,26 @@ def backfill_chunk(
 ) -> dict:
     reserve_slots(source, chunk.requests, settings)
     return run_chunk(stores, settings, source, interval, chunk, job_key, now, run_id, options)
+
+
+@task(
+    name="backfill-chunks",
+    task_run_name="fetch-{source}-{label}",
+    cache_policy=NO_CACHE,
+    **RETRYING,
+)
+def backfill_chunks(
+    stores: Stores,
+    settings: Settings,
+    source: str,
+    interval: str,
+    chunks: list[Chunk],
+    job_key: str,
+    now: pd.Timestamp,
+    run_id: str,
+    label: str,
+    options: dict | None = None,
+) -> list[dict]:
+    # a group of chunks per task: requests overlap storage, task overhead is paid once per group
+    reserve_slots(source, sum(c.requests for c in chunks), settings)
+    return run_chunks(stores, settings, source, interval, chunks, job_key, now, run_id, options)

@@ -27,11 +27,19 @@ def to_json_text(payload: Any) -> str:
 
 def rejected_frame(rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """Rows an adapter could not map, in the `REJECTED_COLUMNS` shape (`ts` may be null)."""
-    df = pd.DataFrame(list(rows), columns=list(REJECTED_COLUMNS))
+    rows = list(rows)
+    if not rows:  # the usual case: skip the per-column conversions (~20 ms a call)
+        return _EMPTY_REJECTED.copy()
+    df = pd.DataFrame(rows, columns=list(REJECTED_COLUMNS))
     df["ts"] = pd.to_datetime(df["ts"], utc=True, errors="coerce").astype(TS_DTYPE)
     for col in ("symbol", "interval", "source", "reason", "detail", "payload"):
         df[col] = df[col].astype("str")
     return df
+
+
+_EMPTY_REJECTED = pd.DataFrame(
+    {c: pd.Series(dtype=TS_DTYPE if c == "ts" else "str") for c in REJECTED_COLUMNS}
+)
 
 
 def corporate_actions_frame(rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:

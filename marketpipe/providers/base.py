@@ -8,6 +8,7 @@ adapter module.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
@@ -52,6 +53,7 @@ class FetchResult:
     empty_symbols: list[str] = field(default_factory=list)
     requests: int = 0
     corporate_actions: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: fetch (extract), parse
 
 
 @runtime_checkable
@@ -77,4 +79,9 @@ class BaseProvider:
         raise NotImplementedError
 
     def fetch(self, query: BarsQuery) -> FetchResult:
-        return self.transform(self.extract(query), query)
+        t0 = time.perf_counter()
+        raw = self.extract(query)
+        t1 = time.perf_counter()
+        result = self.transform(raw, query)
+        result.timings = {"fetch": t1 - t0, "parse": time.perf_counter() - t1, **result.timings}
+        return result

@@ -37,6 +37,7 @@ import math
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import urllib3
 from pydantic import SecretStr
@@ -291,6 +292,9 @@ class PolygonProvider(BaseProvider):
 
     @staticmethod
     def _map_rows(rows: list[Any], symbol: str, interval: str) -> tuple[list[dict], list[dict]]:
+        clean = _map_clean_rows(rows, interval)  # the usual page: mapped column-wise
+        if clean is not None:
+            return clean, []
         good, bad = [], []
         for row in rows:
             rec, problem = _map_agg(row, interval)
@@ -426,6 +430,31 @@ def _map_agg(row: Any, interval: str) -> tuple[dict | None, str | None]:
     for k, canon in _OPTIONAL_FIELDS.items():
         rec[canon] = float(row[k]) if _is_num(row.get(k)) else None
     return rec, None
+
+
+def _map_clean_rows(rows: list[Any], interval: str) -> list[dict] | None:
+    """Records for a page whose every row has finite numeric t/o/h/l/c/v, built column-wise
+    (the same values `_map_agg` gives row by row); None when any row needs the row-wise path."""
+    if not rows or not all(type(r) is dict for r in rows):
+        return None
+    df = pd.DataFrame(rows)
+    need = ["t", *_AGG_FIELDS]
+    for k in need:
+        if k not in df or df[k].dtype.kind not in "if" or not np.isfinite(df[k]).all():
+            return None
+    ts = pd.Series(pd.to_datetime(df["t"].astype("int64"), unit="ms", utc=True))
+    if interval == "1d":
+        ts = session_midnight_utc(ts)
+    out = pd.DataFrame({"ts": ts})
+    for k, canon in _AGG_FIELDS.items():
+        out[canon] = df[k].astype("float64")
+    for k, canon in _OPTIONAL_FIELDS.items():
+        col = pd.to_numeric(df[k], errors="coerce") if k in df else None
+        if col is None or col.dtype.kind not in "if":
+            out[canon] = np.nan
+        else:
+            out[canon] = col.astype("float64").where(np.isfinite(col.astype("float64")))
+    return out.to_dict("records")
 
 
 def _canonical(field: str) -> str:

@@ -81,11 +81,20 @@ def fetch_rest_bars(
 
 
 def bar_rows(bars: pd.DataFrame) -> dict[tuple[str, int], BarRow]:
-    """Canonical bars as aggregator rows keyed by (symbol, ts ns) -- for reconciliation."""
+    """Canonical bars as aggregator rows keyed by (symbol, ts ns) -- for reconciliation.
+
+    Built column-wise (each column converted once, rows zipped in C), not row by row."""
+    if len(bars) == 0:
+        return {}
     ts_ns = bars["ts"].astype("datetime64[ns, UTC]").astype("int64").tolist()
-    out = {}
-    for rec, ts in zip(bars.itertuples(index=False), ts_ns, strict=True):
-        trades = None if pd.isna(rec.trades) else int(rec.trades)
-        row = (rec.symbol, ts, rec.open, rec.high, rec.low, rec.close, rec.volume, rec.vwap, trades)
-        out[(rec.symbol, ts)] = row
-    return out
+    symbols = bars["symbol"].astype(str).tolist()
+    trades = bars["trades"].astype(object).where(bars["trades"].notna(), None)
+    cols = [bars[c].astype("float64").tolist() for c in ("open", "high", "low", "close", "volume")]
+    vwap = bars["vwap"].astype(object).where(bars["vwap"].notna(), None).tolist()
+    trades_list = (
+        [None if t is None else int(t) for t in trades.tolist()]
+        if trades.notna().any()
+        else [None] * len(bars)
+    )
+    rows = zip(symbols, ts_ns, *cols, vwap, trades_list, strict=True)
+    return dict(zip(zip(symbols, ts_ns, strict=True), rows, strict=True))

@@ -81,3 +81,50 @@ def test_missing_file_is_config_error(tmp_path):
 def test_missing_columns_is_contract_error_naming_them():
     with pytest.raises(ContractError, match="High, Low, Volume|high, low, volume"):
         get_provider("replay", replay_path=REPLAY / "missing_columns.csv").fetch(q(["AAPL"]))
+
+
+def test_replay_with_only_a_path_stores_every_symbol_and_date_in_the_file(tmp_path, prefect_server):
+    """Not the default symbols (AAPL, MSFT, SPY) nor the last 90 days: the file's content."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas_market_calendars as mcal  # sessions from an independent calendar
+    from prefect.settings import PREFECT_API_URL
+
+    days = mcal.get_calendar("XNYS").valid_days("2021-03-01", "2021-05-31")[:30]
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {"symbol": sym, "ts": days, "open": 10.0, "high": 11.0, "low": 9.0}
+                | {"close": 10.5, "volume": 100.0}
+            )
+            for sym in ("ZZZA", "ZZZB", "ZZZC")
+        ],
+        ignore_index=True,
+    )
+    path = tmp_path / "old.parquet"
+    frame.to_parquet(path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETPIPE_")}
+    env |= {"MARKETPIPE_DATA_DIR": str(tmp_path / "data"), "MARKETPIPE_HOT_DAYS": "36500"}
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    root = Path(__file__).resolve().parents[2]
+    cmd = "import sys; from cli.main import main; sys.exit(main())"
+    res = subprocess.run(
+        [sys.executable, "-c", cmd, "run", "--source", "replay", "--replay-path", str(path)],
+        env=env | {"PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "90 fetched →      90 hot" in res.stdout and "stages (s):" in res.stdout
+    with sqlite3.connect(tmp_path / "data" / "hot.db") as conn:
+        got = conn.execute(
+            "select symbol, count(*), min(ts), max(ts) from bars group by 1"
+        ).fetchall()
+    first, last = (int(d.value // 1000) for d in (days[0], days[-1]))
+    assert got == [(s, 30, first, last) for s in ("ZZZA", "ZZZB", "ZZZC")]

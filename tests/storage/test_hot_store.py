@@ -29,14 +29,14 @@ def test_migrations_are_idempotent_and_recorded(hot_url):
     try:
         assert store.schema_revision() is None
         assert store.migrate() is True
-        assert store.schema_revision() == head_revision() == "0002"
+        assert store.schema_revision() == head_revision() == "0003"
         assert store.migrate() is False  # second run is a no-op
         again = SqlHotStore(hot_url)  # constructor migrates: still a no-op
         again.dispose()
         with store.engine.connect() as conn:
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
             tables = set(sa.inspect(conn).get_table_names())
-        assert versions == [("0002",)]
+        assert versions == [("0003",)]
         assert {
             "bars",
             "corporate_actions",
@@ -69,7 +69,7 @@ def test_concurrent_migrations_serialise(hot_url):
     for th in threads:
         th.join()
     assert errors == []
-    assert all(s.schema_revision() == "0002" for s in stores)
+    assert all(s.schema_revision() == "0003" for s in stores)
     for s in stores:
         s.dispose()
 
