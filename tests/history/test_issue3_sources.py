@@ -32,8 +32,14 @@ def _rows(env, symbols) -> pd.DataFrame:
 def _artifact_keys(flow_run_name_hint=None) -> set[str]:
     from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:
-        return {a.key for a in client.read_artifacts(limit=200) if a.key}
+    keys: set[str] = set()
+    with get_client(sync_client=True) as client:  # every page: runs leave many artifacts each
+        for offset in range(0, 100_000, 200):
+            page = client.read_artifacts(limit=200, offset=offset)
+            keys |= {a.key for a in page if a.key}
+            if len(page) < 200:
+                return keys
+    return keys
 
 
 def test_run_polygon_every_bar_actions_limit_429_5xx(base_env, poly, market, pg_url):

@@ -26,7 +26,11 @@ def test_bad_split_ratios_are_quarantined_and_adjusted_reads_stay_finite(cli, po
         poly_path("AAPL", DAYS[0], DAYS[-1]),
         {"ticker": "AAPL", "status": "OK", "results": [agg(d) for d in DAYS], "resultsCount": 6},
     )
-    splits = [split("2024-01-03", 0), split("2024-01-04", -2), split("2024-01-06", 2)]
+    splits = [
+        split("2024-01-03", 0),
+        split("2024-01-04", -2),
+        split("2024-01-06", 3),
+    ]  # a Saturday (3:1, not a duplicate of the 2:1)
     splits.append(split("2024-01-08", 2))  # the one valid 2-for-1
     poly.add_json("/v3/reference/splits", {"status": "OK", "results": splits})
     poly.add_json(

@@ -17,6 +17,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from marketpipe.calendar import expected_bar_starts
 from marketpipe.storage.hot import SqlHotStore
 from tests.reliability.conftest import all_bars, assert_no_duplicate_keys, open_current_stores
 
@@ -27,7 +28,9 @@ PG_VERSION_DIR = Path("/etc/postgresql")
 
 
 def _write_replay(path: Path) -> int:
-    ts = pd.date_range("2024-03-04 14:30", periods=N_PER_SYMBOL, freq="1min", tz="UTC")
+    # session minutes only (the contract quarantines bars outside XNYS sessions: not_a_session)
+    ts = expected_bar_starts("1m", "2024-03-04", "2024-03-15")[:N_PER_SYMBOL]
+    assert len(ts) == N_PER_SYMBOL
     rows = []
     for sym in SYMS:
         for i, t in enumerate(ts):
