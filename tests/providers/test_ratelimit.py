@@ -84,7 +84,6 @@ def test_threads_never_exceed_limit_in_any_window():
 
 def test_real_clock_threads():
     lim = RateLimiter(3, 0.2)
-    import time
 
     stamps: list[float] = []
     lock = threading.Lock()
