@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pandas as pd
 
-from marketpipe import ingest
+from marketpipe import ingest, metrics
 from marketpipe.backfill import Chunk
 from marketpipe.providers import fetch_from
 from marketpipe.providers._frames import concat_bars, concat_rejected
@@ -78,7 +78,10 @@ def run_chunks(
 
     def fetch(chunk: Chunk) -> FetchResult:
         query = BarsQuery(chunk.symbols, interval, chunk.start, chunk.end)
-        return fetch_from(source, query, settings, options)
+        with metrics.stage("historical", "fetch") as st:
+            result = fetch_from(source, query, settings, options)
+            st["items"] = len(result.bars)
+        return result
 
     with ThreadPoolExecutor(fetchers, thread_name_prefix="backfill-fetch") as pool:
         pending: dict[Future, Chunk] = {pool.submit(fetch, c): c for c in chunks}
@@ -120,8 +123,12 @@ def _store(stores, settings, ready, job_key, now, run_id, source) -> list[dict]:
 def _store_disjoint(stores, settings, ready, job_key, now, run_id, source) -> list[dict]:
     merged = merge_results([r for _, r in ready])
     symbols = tuple(s for c, _ in ready for s in c.symbols)
-    batch = ingest.check_batch(merged, now=now, run_id=run_id)
-    stored = ingest.store_batch(stores, batch, now, settings.hot_days, symbols, source)
+    with metrics.stage("historical", "validate") as st:
+        batch = ingest.check_batch(merged, now=now, run_id=run_id)
+        st["items"] = len(batch.valid) + len(batch.quarantine)
+    with metrics.stage("historical", "store") as st:
+        stored = ingest.store_batch(stores, batch, now, settings.hot_days, symbols, source)
+        st["items"] = len(batch.valid)
     timer = StageTimer(stored.timings)
     out = []
     with timer.stage("bookkeeping"):
@@ -134,6 +141,9 @@ def _store_disjoint(stores, settings, ready, job_key, now, run_id, source) -> li
                 job_key, chunk.chunk_id, counts["hot"] + counts["cold"], res.requests
             )
             out.append({"chunk_id": chunk.chunk_id, "requests": res.requests, **counts})
+            metrics.rows_written("historical", source, counts["hot"] + counts["cold"])
+            metrics.batch_done("historical", source)
+            metrics.queue_add("historical", "chunks", -1)
     # the batch's stage seconds ride on its first chunk's result (summed by the flow)
     out[0]["timings"] = timer.as_dict()
     return out

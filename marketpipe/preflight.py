@@ -88,9 +88,12 @@ def require_existing_data(settings: Settings) -> None:
         )
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        if not path.is_file():
+        cold = settings.cold_url_resolved
+        lake_missing = "://" not in cold and not Path(cold.removeprefix("file:")).exists()
+        if not path.is_file() and lake_missing:  # a lake-only data set (e.g. migrated) is data
             raise ConfigError(
-                f"no hot store at {path} (MARKETPIPE_HOT_URL): nothing is stored there yet"
+                f"no hot store at {path} (MARKETPIPE_HOT_URL) and no lake at {cold} "
+                "(MARKETPIPE_COLD_URL): nothing is stored there yet"
             )
 
 

@@ -76,7 +76,7 @@ def test_429_storm_and_5xx_complete_within_the_limit(cli, poly, mp_env):
     assert_no_duplicate_keys(bars)
     assert len(bars) == 9 and quarantined == 1 and reasons == {"high_lt_low,high_lt_open_close"}
     assert len(bars) + quarantined == len(DAYS) * 2  # rows in = stored + quarantined
-    assert re.search(r"total\s+10 fetched", res.out), res.out
+    assert re.search(r"total\s+10\s+0\s+9\s+1\b", res.out), res.out  # fetched hot cold quar.
 
 
 def test_5xx_forever_fails_with_one_clear_line(cli, poly):
