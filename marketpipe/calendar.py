@@ -37,7 +37,13 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from marketpipe.bars import INTERVAL_OFFSETS, STORED_INTERVALS, TS_DTYPE
+from marketpipe.bars import (
+    EXCHANGE_TZ,
+    INTERVAL_OFFSETS,
+    STORED_INTERVALS,
+    TS_DTYPE,
+    session_column,
+)
 from marketpipe.errors import ConfigError
 
 __all__ = [
@@ -69,8 +75,8 @@ __all__ = [
 CALENDAR_START = "1990-01-01"
 
 # XNYS's zone (`get_calendar().tz`), as a constant for code that needs it without building the
-# calendar; tests/test_calendar.py checks the two agree.
-EXCHANGE_TZ = "America/New_York"
+# calendar (defined in `bars.py`, which the session column needs); tests/test_calendar.py checks
+# the two agree.
 
 DateLike = date | datetime | pd.Timestamp | str
 
@@ -198,14 +204,11 @@ def session_dates(
     Intraday bars (and sub-minute ones) belong to the exchange-local calendar date of their start.
     This is the value of the date-typed `session` column every bars table carries.
     """
+    # one implementation: the vectorised rule that fills the `session` column (`bars.py`, which
+    # sits below this module and so cannot import it)
     index = pd.DatetimeIndex(ts)
-    if index.tz is None:
-        index = index.tz_localize("UTC")
-    if interval == "1d":
-        local = index.tz_convert("UTC")
-    else:
-        local = index.tz_convert(get_calendar(exchange).tz)
-    return local.tz_localize(None).normalize().to_numpy().astype("datetime64[D]")
+    series = pd.Series(index.tz_localize("UTC") if index.tz is None else index)
+    return session_column(series, interval).to_numpy(dtype="datetime64[D]")
 
 
 # ------------------------------------------------------------------ bar-start membership

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from marketpipe.bars import BAR_COLUMNS, INTERVALS, TS_DTYPE, conform_bars, empty_bars
+from marketpipe.calendar import EXCHANGE_TZ
 from marketpipe.errors import ConfigError, ContractError
 from marketpipe.input_columns import check_column_names
 from marketpipe.providers._frames import REJECTED_COLUMNS, exchange_dates, rejected_frame
@@ -67,7 +68,6 @@ EPOCH_UNITS: tuple[tuple[str, float, int], ...] = (
     ("us", 1e17, 1),
     ("ns", 9.3e18, 0),  # 0: divide by 1000
 )
-EXCHANGE_TZ = "America/New_York"
 
 
 @dataclass(frozen=True)
