@@ -5,8 +5,9 @@
 same bar. Storage stays raw and never imports this layer: `marketpipe.storage.read` gives the
 raw hot ∪ cold union, this module adjusts it.
 
-A dividend's factor needs the raw close before its ex-date, so when an action lies after the
-window, the raw bars up to it are read too (then trimmed away).
+A dividend's factor is measured against the raw close of the session just before its ex-date
+(`adjust`), so for each cash dividend after the window that one session's bars are read too
+(`processing.history.dividend_reference_bars`), then trimmed away; splits need no bars.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import date
 import pandas as pd
 
 from marketpipe.processing.adjust import adjust_bars
+from marketpipe.processing.history import dividend_reference_bars
 from marketpipe.storage import Stores
 from marketpipe.storage import read as raw_read
 from marketpipe.symbols import validate_symbol
@@ -34,18 +36,21 @@ def adjust_stored(
 ) -> pd.DataFrame:
     """Back-adjust `bars` (stored bars of `symbols` with `ts < hi`) with `actions`.
 
-    Raw bars from `hi` through the last ex-date are read so each factor sees the stored close
-    before its ex-date; they are dropped again before returning.
+    Raw bars of the session before each cash dividend at or after `hi` are read so its factor sees
+    that close; they are dropped again before returning.
     """
     if actions.empty:
         return bars
     frame = bars
     if hi is not None:
-        last_action = raw_read.to_utc(pd.Timestamp(actions["ex_date"].max())) + pd.Timedelta(days=1)
-        if last_action > hi:
-            after = raw_read.read_bars(stores, symbols, hi, last_action, interval)
-            if len(after):
-                frame = pd.concat([bars, after], ignore_index=True) if len(bars) else after
+
+        def read(syms: list[str], lo: date, up: date) -> pd.DataFrame:
+            return raw_read.read_bars(stores, syms, lo, up, interval)
+
+        extra = dividend_reference_bars(read, actions, symbols, hi.date())
+        if extra is not None:  # only bars after `bars` (an `hi` inside a day must not repeat any)
+            extra = extra.loc[extra["ts"] >= hi]
+            frame = pd.concat([bars, extra], ignore_index=True) if len(bars) else extra
     adjusted = adjust_bars(frame, actions)
     if hi is not None:
         adjusted = adjusted.loc[adjusted["ts"] < hi]
