@@ -45,7 +45,7 @@ def historical(
         with run.job(params) as counts:
             total, done = len(plan.chunks), len(plan.chunks) - len(plan.pending)
             run.record_chunks(done, total, 0)
-            metrics.queue_depth("historical", "chunks", len(plan.pending))  # run_chunk counts down
+            metrics.queue_depth("historical", "chunks", len(plan.pending))  # run_chunks counts down
             progress = run.progress("backfill-progress", total, "chunks finished")
             progress.set(done)
             futures = [

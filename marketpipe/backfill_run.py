@@ -1,5 +1,5 @@
 """Prefect-free backfill steps: the plan with finished chunks marked (or only the missing windows:
-repair), and one chunk run exactly once (recorded done only after its data is stored)."""
+repair) and the run's summary; chunks run in `marketpipe.backfill_pipeline`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from marketpipe import ingest, metrics
-from marketpipe.backfill import BackfillPlan, Chunk, plan_backfill, request_profile
+from marketpipe.backfill import BackfillPlan, plan_backfill, request_profile
 from marketpipe.calendar import bars_per_regular_session, expected_bar_starts
 from marketpipe.gaps import find_gaps, repair_windows
-from marketpipe.providers import fetch_from
-from marketpipe.providers.base import BarsQuery
 from marketpipe.storage import Stores
 from marketpipe.storage.read import read_bars
 
@@ -43,38 +40,6 @@ def build_plan(
     plan = plan_backfill(source, symbols, start, end, interval, profile, windows=windows)
     plan.done = stores.hot.done_chunks(plan.job_key)
     return plan
-
-
-def run_chunk(
-    stores: Stores,
-    settings,
-    source: str,
-    interval: str,
-    chunk: Chunk,
-    job_key: str,
-    now: pd.Timestamp,
-    run_id: str,
-    options: dict | None = None,
-) -> dict:
-    """Fetch, check and store one chunk, then record it done (only after the data is stored)."""
-    query = BarsQuery(symbols=chunk.symbols, interval=interval, start=chunk.start, end=chunk.end)
-    with metrics.stage("historical", "fetch") as st:
-        result = fetch_from(source, query, settings, options)
-        st["items"] = len(result.bars)
-    with metrics.stage("historical", "validate") as st:
-        batch = ingest.check_batch(result, now=now, run_id=run_id)
-        st["items"] = len(batch.valid) + len(batch.quarantine)
-    with metrics.stage("historical", "store") as st:
-        stored = ingest.store_batch(stores, batch, now, settings.hot_days, chunk.symbols, source)
-        totals = stored.totals()
-        st["items"] = totals["hot"] + totals["cold"]
-    stores.hot.mark_chunk_done(
-        job_key, chunk.chunk_id, totals["hot"] + totals["cold"], result.requests
-    )
-    metrics.rows_written("historical", source, totals["hot"] + totals["cold"])
-    metrics.batch_done("historical", source)
-    metrics.queue_add("historical", "chunks", -1)
-    return {"chunk_id": chunk.chunk_id, "requests": result.requests, **totals}
 
 
 def backfill_summary(plan: BackfillPlan, results: list[dict], report: list[dict]) -> dict:

@@ -1,4 +1,4 @@
-"""Backfill task: one chunk (symbol group × session window) fetched, checked, stored, recorded."""
+"""Backfill task: a group of chunks (symbol group × session window) fetched, checked, stored, recorded."""
 
 from __future__ import annotations
 
@@ -8,30 +8,10 @@ from prefect.cache_policies import NO_CACHE
 
 from marketpipe.backfill import Chunk
 from marketpipe.backfill_pipeline import run_chunks
-from marketpipe.backfill_run import run_chunk
 from marketpipe.settings import Settings
 from marketpipe.storage import Stores
 from tasks.policy import RETRYING
 from tasks.ratelimits import reserve_slots
-
-
-@task(
-    name="backfill-chunk", task_run_name="fetch-{source}-{label}", cache_policy=NO_CACHE, **RETRYING
-)
-def backfill_chunk(
-    stores: Stores,
-    settings: Settings,
-    source: str,
-    interval: str,
-    chunk: Chunk,
-    job_key: str,
-    now: pd.Timestamp,
-    run_id: str,
-    label: str,
-    options: dict | None = None,
-) -> dict:
-    reserve_slots(source, chunk.requests, settings)
-    return run_chunk(stores, settings, source, interval, chunk, job_key, now, run_id, options)
 
 
 @task(
