@@ -150,7 +150,7 @@ def print_table(rows: list[tuple]) -> None:
         print(f"{backend:<7} {op:<46} {n:>9,} {n / ours:>12,.0f} {base_rate} {ratio}")
 
 
-def main(rows: int = 1_000_000, repeats: int = 2) -> list[tuple]:
+def main(rows: int = 1_000_000, repeats: int = 3) -> list[tuple]:
     """Print the benchmark table; returns its rows (ratio = ours rows/s ÷ baseline rows/s)."""
     df = make_frame(rows)
     results: list[tuple] = []

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from marketpipe.bars import (
     EXCHANGE_TZ,
@@ -208,7 +209,8 @@ def session_dates(
     # sits below this module and so cannot import it)
     index = pd.DatetimeIndex(ts)
     series = pd.Series(index.tz_localize("UTC") if index.tz is None else index)
-    return session_column(series, interval).to_numpy(dtype="datetime64[D]")
+    # through Arrow: `ArrowDtype.to_numpy` would box every value in Python
+    return pa.array(session_column(series, interval).array).to_numpy(zero_copy_only=False)
 
 
 # ------------------------------------------------------------------ bar-start membership

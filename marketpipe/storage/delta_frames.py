@@ -10,8 +10,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketpipe.bars import BAR_COLUMNS, BAR_DTYPES, BAR_KEY, conform_bars, empty_bars
-from marketpipe.calendar import session_dates
+from marketpipe.bars import (
+    BAR_COLUMNS,
+    BAR_DTYPES,
+    BAR_KEY,
+    conform_bars,
+    empty_bars,
+    session_column,
+)
 from marketpipe.errors import ContractError
 from marketpipe.storage.lake_paths import BARS_SCHEMA, validate_interval
 from marketpipe.symbols import validate_symbol
@@ -29,32 +35,49 @@ def bars_table(df: pd.DataFrame, now: pd.Timestamp | None = None) -> pa.Table:
         if col not in df.columns or df[col].isna().any():
             raise ContractError(f"bars for the cold lake need a non-null {col!r} in every row")
     ingested = df["ingested_at"] if "ingested_at" in df.columns else None
-    bars = df if _is_canonical(df) else conform_bars(df)
+    canonical = _is_canonical(df)
+    bars = df if canonical else conform_bars(df)  # conform computes `session` from ts
     for interval in bars["interval"].unique():
         validate_interval(interval)
     for symbol in bars["symbol"].unique():
         validate_symbol(symbol)
-    keep = ~bars.duplicated(list(BAR_KEY), keep="last").to_numpy()
-    if not keep.all():
+    keep = None if _keys_unique(bars) else ~bars.duplicated(list(BAR_KEY), keep="last").to_numpy()
+    if keep is not None and not keep.all():
         bars = bars.loc[keep]
         ingested = ingested.loc[keep] if ingested is not None else None
     table = pa.Table.from_pandas(bars, schema=BARS_SCHEMA, preserve_index=False)
-    ts = pd.DatetimeIndex(bars["ts"])
-    session = np.empty(len(bars), dtype="datetime64[D]")
-    intervals = bars["interval"].to_numpy()
-    for interval in pd.unique(intervals):
-        mask = intervals == interval
-        session[mask] = session_dates(ts[mask], str(interval))
+    session = bars["session"] if not canonical else session_column(bars["ts"], bars["interval"])
+    session = pa.array(session.array, pa.date32())
     if ingested is None:
         now = now or pd.Timestamp.now(tz="UTC")
         ingested_arr = pa.array(np.full(len(bars), now.value // 1000, "int64"), pa.int64())
         ingested_arr = ingested_arr.cast(TS)
     else:
         ingested_arr = pa.array(pd.to_datetime(ingested, utc=True).dt.as_unit("us"), TS)
-    table = table.append_column("session", pa.array(session, pa.date32()))
+    table = table.append_column("session", session)
     table = table.append_column("ingested_at", ingested_arr)
     table = table.append_column("year", pc.cast(pc.year(table["ts"]), pa.int32()))
     return table.replace_schema_metadata(None)
+
+
+def _keys_unique(bars: pd.DataFrame) -> bool:
+    """True when no (symbol, interval, ts) repeats, proven in one vectorised pass for the usual
+    shape (each symbol-interval one run, ts increasing inside it); False = not proven."""
+    if len(bars) < 2:
+        return True
+    ts = pd.DatetimeIndex(bars["ts"]).asi8
+    sym, iv = pa.array(bars["symbol"].array), pa.array(bars["interval"].array)
+    change = pc.or_(
+        pc.not_equal(sym.slice(1), sym.slice(0, len(sym) - 1)),
+        pc.not_equal(iv.slice(1), iv.slice(0, len(iv) - 1)),
+    ).to_numpy(zero_copy_only=False)
+    if not (change | (ts[1:] > ts[:-1])).all():
+        return False
+    starts = np.r_[0, np.flatnonzero(change) + 1]
+    if len(starts) > 100_000:
+        return False
+    runs = pa.table({"s": sym.take(pa.array(starts)), "i": iv.take(pa.array(starts))})
+    return runs.group_by(["s", "i"]).aggregate([]).num_rows == len(starts)
 
 
 def _is_canonical(df: pd.DataFrame) -> bool:
@@ -64,16 +87,61 @@ def _is_canonical(df: pd.DataFrame) -> bool:
 
 
 def _to_frame(table: pa.Table, with_ingested_at: bool) -> pd.DataFrame:
+    table = _sorted_unique(table)
+    if not with_ingested_at and "ingested_at" in table.column_names:
+        table = table.drop_columns(["ingested_at"])
     df = table.to_pandas(types_mapper=INT64_AS_NULLABLE.get)
     if any(df[c].dtype != t for c, t in _CANONICAL.items()):
         extra = df["ingested_at"] if with_ingested_at else None
         df = conform_bars(df)
         if extra is not None:
             df["ingested_at"] = extra
-    if df.duplicated(["symbol", "ts"]).any():  # a key stored twice: keep its newest copy
-        order = ["symbol", "ts"] + (["ingested_at"] if with_ingested_at else [])
-        df = df.sort_values(order, kind="stable").drop_duplicates(["symbol", "ts"], keep="last")
-    return df.sort_values(["symbol", "ts"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def _sorted_unique(table: pa.Table) -> pa.Table:
+    """`table` sorted by (symbol, ts), a key stored twice keeping its newest copy (by
+    `ingested_at` when the table has it), in Arrow: one symbol already in order costs one pass."""
+    ts = pc.cast(table["ts"], pa.int64()).to_numpy()
+    sym = table["symbol"]
+    single = len(sym) == 0 or bool(pc.all(pc.equal(sym, sym[0])).as_py())
+    if single and len(ts) and bool((ts[1:] > ts[:-1]).all()):
+        return table  # one symbol, strictly increasing ts: sorted with no duplicate key
+    if single:  # numpy's sort of one int64 column beats a multi-key Arrow sort
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        same = ts[1:] == ts[:-1]
+        if not same.any() or "ingested_at" not in table.column_names:
+            if same.any():
+                order = order[np.append(~same, True)]
+            return _take(table, order)
+    keys = [("symbol", "ascending"), ("ts", "ascending")]
+    if "ingested_at" in table.column_names:
+        keys.append(("ingested_at", "ascending"))
+    table = table.take(pc.sort_indices(table, sort_keys=keys))
+    ts = pc.cast(table["ts"], pa.int64()).to_numpy()
+    same = ts[1:] == ts[:-1]
+    if not single and same.any():
+        sym = pc.dictionary_encode(table["symbol"]).combine_chunks().indices.to_numpy()
+        same &= sym[1:] == sym[:-1]
+    if same.any():  # keep the last (newest) copy of each key
+        table = table.filter(pa.array(np.append(~same, True)))
+    return table
+
+
+def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
+    """`table.take(order)` for one symbol of one interval: those two columns are constant, so a
+    permutation leaves them as they are (taking strings is the costly part of a take)."""
+    indices = pa.array(order)
+    interval = table["interval"]
+    constant = {"symbol"}
+    if len(interval) and pc.all(pc.equal(interval, interval[0])).as_py():
+        constant.add("interval")
+    columns = [
+        table[c].slice(0, len(order)) if c in constant else table[c].take(indices)
+        for c in table.column_names
+    ]
+    return pa.table(columns, schema=table.schema)
 
 
 def _empty(with_ingested_at: bool) -> pd.DataFrame:

@@ -53,6 +53,10 @@ DELTA_BARS_SCHEMA = pa.schema(
 VALUE_COLUMNS = tuple(c for c in BAR_COLUMNS if c not in BAR_KEY)
 
 
+def _year_start(ts: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(year=ts.year, month=1, day=1, tz="UTC")
+
+
 class DeltaLake:
     """The cold lake at `url` (local folder, `file://…` or `s3://bucket/prefix`)."""
 
@@ -150,10 +154,16 @@ class DeltaLake:
             return empty
         self.check_layout()
         flt = (pads.field("interval") == interval) & pads.field("symbol").isin(syms)
+        # bounds on a UTC year boundary prune by the `year` partition alone (no row filter)
         if lo is not None:
-            flt = flt & (pads.field("year") >= lo.year) & (pads.field("ts") >= pa.scalar(lo, TS))
+            flt = flt & (pads.field("year") >= lo.year)
+            if lo != _year_start(lo):
+                flt = flt & (pads.field("ts") >= pa.scalar(lo, TS))
         if hi is not None:
-            flt = flt & (pads.field("year") <= hi.year) & (pads.field("ts") < pa.scalar(hi, TS))
+            if hi == _year_start(hi):
+                flt = flt & (pads.field("year") < hi.year)
+            else:
+                flt = flt & (pads.field("year") <= hi.year) & (pads.field("ts") < pa.scalar(hi, TS))
         table = self.bars.scan(flt, cols, as_of=_as_datetime(as_of))
         if table is None or table.num_rows == 0:
             return empty

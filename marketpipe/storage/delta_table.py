@@ -144,25 +144,32 @@ class DeltaDataset:
             )
 
     # ------------------------------------------------------------------ write
-    def _partition_predicate(self, batch: pa.Table, alias: str = "t") -> str:
-        parts = []
-        for col in self.partition_by:
-            values = pc.unique(batch[col]).to_pylist()
-            parts.append(f"{alias}.{col} IN ({', '.join(_lit(v) for v in sorted(values))})")
-        return " AND ".join(parts)
+    def partition_values(self, batch: pa.Table) -> dict[str, list]:
+        """The distinct value lists of each partition column (one group-by over the batch)."""
+        parts = batch.select(list(self.partition_by)).group_by(list(self.partition_by))
+        parts = parts.aggregate([])
+        return {c: sorted(set(parts[c].to_pylist())) for c in self.partition_by}
 
-    def partition_filter(self, batch: pa.Table) -> pads.Expression:
+    def _partition_predicate(self, values: dict[str, list], alias: str = "t") -> str:
+        return " AND ".join(
+            f"{alias}.{col} IN ({', '.join(_lit(v) for v in vals)})" for col, vals in values.items()
+        )
+
+    @staticmethod
+    def partition_filter(values: dict[str, list]) -> pads.Expression:
         expr = None
-        for col in self.partition_by:
-            cond = pads.field(col).isin(pc.unique(batch[col]))
+        for col, vals in values.items():
+            cond = pads.field(col).isin(vals)
             expr = cond if expr is None else expr & cond
         return expr
 
-    def _overlaps(self, dt, batch: pa.Table) -> bool:
+    def _overlaps(self, dt, batch: pa.Table, values: dict[str, list]) -> bool:
         """True when any key of `batch` is already stored (a pruned scan of its partitions)."""
         ts_col = self.key[-1]
-        lo, hi = pc.min(batch[ts_col]), pc.max(batch[ts_col])
-        flt = self.partition_filter(batch) & (pads.field(ts_col) >= lo) & (pads.field(ts_col) <= hi)
+        bounds = pc.min_max(batch[ts_col])
+        lo, hi = bounds["min"], bounds["max"]
+        flt = self.partition_filter(values) & (pads.field(ts_col) >= lo)
+        flt = flt & (pads.field(ts_col) <= hi)
         stored = dt.to_pyarrow_dataset().to_table(filter=flt, columns=list(self.key))
         if stored.num_rows == 0:
             return False
@@ -174,7 +181,8 @@ class DeltaDataset:
         if batch.num_rows == 0:
             return MergeResult()
         on = " AND ".join(f"t.{k} = s.{k}" for k in self.key)
-        predicate = f"{self._partition_predicate(batch)} AND {on}"
+        values = self.partition_values(batch)
+        predicate = f"{self._partition_predicate(values)} AND {on}"
         cols = self.compare or [c for c in batch.column_names if c not in self.key]
         changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in cols)
         update_when = f"({changed})"
@@ -188,7 +196,7 @@ class DeltaDataset:
                 self._create(batch.schema)
                 dt = self.table()
             with self.location.guard(f"writing {self.name}"):
-                overlap = self._overlaps(dt, batch)
+                overlap = self._overlaps(dt, batch, values)
                 merger = dt.merge(
                     batch,
                     predicate=predicate,
@@ -215,7 +223,7 @@ class DeltaDataset:
         if keys.num_rows == 0:
             return MergeResult()
         on = " AND ".join(f"t.{k} = s.{k}" for k in self.key)
-        predicate = f"{self._partition_predicate(keys)} AND {on}"
+        predicate = f"{self._partition_predicate(self.partition_values(keys))} AND {on}"
 
         def attempt() -> MergeResult:
             dt = self.table()
