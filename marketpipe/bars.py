@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 BAR_KEY: tuple[str, ...] = ("symbol", "interval", "ts")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -123,6 +124,26 @@ def session_column(ts: pd.Series, interval: pd.Series | str) -> pd.Series:
         day[early] = local.as_unit("us").asi8 // _DAY_US
     values = pa.array(day.astype(np.int32), mask=nat, type=pa.int32()).cast(pa.date32())
     return pd.Series(values, index=ts.index, dtype=pd.ArrowDtype(pa.date32()))
+
+
+def keys_unique(bars: pd.DataFrame) -> bool:
+    """True when no (symbol, interval, ts) repeats, proven in one vectorised pass for the usual
+    shape (each symbol-interval one run, ts increasing inside it); False = not proven."""
+    if len(bars) < 2:
+        return True
+    ts = pd.DatetimeIndex(bars["ts"]).asi8
+    sym, iv = pa.array(bars["symbol"].array), pa.array(bars["interval"].array)
+    change = pc.or_(
+        pc.not_equal(sym.slice(1), sym.slice(0, len(sym) - 1)),
+        pc.not_equal(iv.slice(1), iv.slice(0, len(iv) - 1)),
+    ).to_numpy(zero_copy_only=False)
+    if not (change | (ts[1:] > ts[:-1])).all():
+        return False
+    starts = np.r_[0, np.flatnonzero(change) + 1]
+    if len(starts) > 100_000:
+        return False
+    runs = pa.table({"s": sym.take(pa.array(starts)), "i": iv.take(pa.array(starts))})
+    return runs.group_by(["s", "i"]).aggregate([]).num_rows == len(starts)
 
 
 def empty_bars() -> pd.DataFrame:

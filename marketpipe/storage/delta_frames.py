@@ -16,6 +16,7 @@ from marketpipe.bars import (
     BAR_KEY,
     conform_bars,
     empty_bars,
+    keys_unique,
     session_column,
 )
 from marketpipe.errors import ContractError
@@ -41,7 +42,7 @@ def bars_table(df: pd.DataFrame, now: pd.Timestamp | None = None) -> pa.Table:
         validate_interval(interval)
     for symbol in bars["symbol"].unique():
         validate_symbol(symbol)
-    keep = None if _keys_unique(bars) else ~bars.duplicated(list(BAR_KEY), keep="last").to_numpy()
+    keep = None if keys_unique(bars) else ~bars.duplicated(list(BAR_KEY), keep="last").to_numpy()
     if keep is not None and not keep.all():
         bars = bars.loc[keep]
         ingested = ingested.loc[keep] if ingested is not None else None
@@ -58,26 +59,6 @@ def bars_table(df: pd.DataFrame, now: pd.Timestamp | None = None) -> pa.Table:
     table = table.append_column("ingested_at", ingested_arr)
     table = table.append_column("year", pc.cast(pc.year(table["ts"]), pa.int32()))
     return table.replace_schema_metadata(None)
-
-
-def _keys_unique(bars: pd.DataFrame) -> bool:
-    """True when no (symbol, interval, ts) repeats, proven in one vectorised pass for the usual
-    shape (each symbol-interval one run, ts increasing inside it); False = not proven."""
-    if len(bars) < 2:
-        return True
-    ts = pd.DatetimeIndex(bars["ts"]).asi8
-    sym, iv = pa.array(bars["symbol"].array), pa.array(bars["interval"].array)
-    change = pc.or_(
-        pc.not_equal(sym.slice(1), sym.slice(0, len(sym) - 1)),
-        pc.not_equal(iv.slice(1), iv.slice(0, len(iv) - 1)),
-    ).to_numpy(zero_copy_only=False)
-    if not (change | (ts[1:] > ts[:-1])).all():
-        return False
-    starts = np.r_[0, np.flatnonzero(change) + 1]
-    if len(starts) > 100_000:
-        return False
-    runs = pa.table({"s": sym.take(pa.array(starts)), "i": iv.take(pa.array(starts))})
-    return runs.group_by(["s", "i"]).aggregate([]).num_rows == len(starts)
 
 
 def _is_canonical(df: pd.DataFrame) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from marketpipe.bars import BAR_KEY, conform_bars, empty_bars
+from marketpipe.bars import BAR_KEY, conform_bars, empty_bars, keys_unique
 from marketpipe.errors import ContractError
 from marketpipe.storage import hot_tables as t
 from marketpipe.storage.hot_analytics import AnalyticsTables
@@ -84,8 +84,8 @@ class SqlHotStore(LedgerTables, AnalyticsTables, HotStoreBase):
         bars = canonical_bars(df)
         for symbol in bars["symbol"].unique():
             validate_symbol(symbol)  # a stored bar's symbol may later name a lake path / S3 key
-        dupes = bars.duplicated(list(BAR_KEY), keep="last")
-        if dupes.any():
+        if not keys_unique(bars):
+            dupes = bars.duplicated(list(BAR_KEY), keep="last")
             bars = bars.loc[~dupes].reset_index(drop=True)
         now = pd.Timestamp(utc_now())
         if self._pg_bulk is not None:

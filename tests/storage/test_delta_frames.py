@@ -8,8 +8,9 @@ import pyarrow as pa
 import pytest
 
 from marketpipe.bars import BAR_KEY
+from marketpipe.bars import keys_unique as _keys_unique
 from marketpipe.calendar import session_dates
-from marketpipe.storage.delta_frames import _keys_unique, _sorted_unique, bars_table
+from marketpipe.storage.delta_frames import _sorted_unique, bars_table
 
 from .frames import make_bars
 

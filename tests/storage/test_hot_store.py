@@ -443,3 +443,32 @@ def _install_boom_trigger(store: SqlHotStore) -> None:
                 "CREATE TRIGGER bars_boom BEFORE INSERT ON bars "
                 "FOR EACH ROW EXECUTE FUNCTION bars_boom()"
             )
+
+
+def test_two_sqlite_stores_on_one_file_writing_at_once_lose_nothing(tmp_path):
+    """Two stores on one file, writing at once from two threads: every row lands once. (A bulk
+    path through ADBC's SQLite driver lost 1,600 of these 4,000 rows without an error: it links
+    its own SQLite copy, and two copies in one process break SQLite's file locking.)"""
+    url = f"sqlite:///{tmp_path / 'hot.db'}"
+    a, b = SqlHotStore(url), SqlHotStore(url)
+    try:
+        frames = {s: make_bars(symbols=(s,), periods=2000) for s in ("AAA", "BBB")}
+        errors: list[BaseException] = []
+
+        def write(store, sym):
+            try:
+                for i in range(10):
+                    store.upsert_bars(frames[sym].iloc[i * 200 : (i + 1) * 200])
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=x) for x in ((a, "AAA"), (b, "BBB"))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors
+        assert a.count_bars() == 4000
+    finally:
+        a.dispose()
+        b.dispose()
