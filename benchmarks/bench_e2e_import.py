@@ -152,12 +152,15 @@ def bench_lake_local(src: Path, rows: int, env: dict, startup: float) -> str:
 
 
 def bench_lake_s3(src: Path, rows: int, env: dict, startup: float) -> str:
+    import logging
+
     import s3fs
     from moto.server import ThreadedMotoServer
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     from benchmarks.bench_e2e_support import _free_port
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
