@@ -65,12 +65,16 @@ def exchange_dates(ts_utc: pd.Series, interval: str) -> pd.Series:
 
 
 def bars_frame(
-    records: list[dict[str, Any]], *, symbol: str, interval: str, source: str
+    records: list[dict[str, Any]] | pd.DataFrame, *, symbol: str, interval: str, source: str
 ) -> pd.DataFrame:
-    """Canonical bars from mapped records (keys: ts (UTC), open, high, low, close, volume[, vwap, trades])."""
-    if not records:
+    """Canonical bars from mapped records or a mapped frame (columns: ts (UTC), open, high, low,
+    close, volume[, vwap, trades])."""
+    if len(records) == 0:
         return empty_bars()
-    df = pd.DataFrame.from_records(records)
+    if isinstance(records, pd.DataFrame):
+        df = records.reset_index(drop=True)
+    else:
+        df = pd.DataFrame.from_records(records)
     df["symbol"] = symbol
     df["interval"] = interval
     df["source"] = source

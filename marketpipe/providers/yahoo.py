@@ -33,10 +33,11 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from marketpipe import metrics
-from marketpipe.calendar import daily_bar_start, exchange_date, session_date
+from marketpipe.calendar import daily_bar_start, exchange_date, session_dates
 from marketpipe.errors import ConfigError, FatalError, RetryableError, UnknownSymbolError
 from marketpipe.providers._frames import (
     EXCHANGE_TZ,
@@ -197,11 +198,12 @@ class YahooProvider(BaseProvider):
             good, sym_bad = [], []
             for df in chunk_frames:
                 g, b, a = _map_frame(df, sym, query.interval)
-                good.extend(g)
+                good.append(g)
                 sym_bad.extend(b)
                 actions.extend(a)
+            mapped = pd.concat([g for g in good if len(g)] or [pd.DataFrame()], ignore_index=True)
             frame = in_range(
-                bars_frame(good, symbol=sym, interval=query.interval, source=NAME),
+                bars_frame(mapped, symbol=sym, interval=query.interval, source=NAME),
                 query.start,
                 query.end,
             )
@@ -247,55 +249,60 @@ class YahooProvider(BaseProvider):
 
 
 def _map_frame(
-    df: pd.DataFrame, symbol: str, interval: str
-) -> tuple[list[dict], list[dict], list[dict]]:
+    df: pd.DataFrame | None, symbol: str, interval: str
+) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """(mapped bars, rejected rows, split/dividend events) of one yfinance frame, column-wise:
+    only the rare rejected rows and events become Python records."""
     if df is None or df.empty:
-        return [], [], []
+        return pd.DataFrame(), [], []
     idx = pd.DatetimeIndex(df.index)
     idx = idx.tz_localize(EXCHANGE_TZ) if idx.tz is None else idx
     if interval == "1d":
         ts = pd.DatetimeIndex(daily_bar_start(pd.Series(idx)))
     else:
         ts = idx.tz_convert("UTC")
-    good, bad, actions = [], [], []
-    for t, (_, row) in zip(ts, df.iterrows(), strict=True):
-        values = {canon: row.get(col) for col, canon in _VENDOR_COLUMNS.items()}
-        missing = [k for k, v in values.items() if v is None or pd.isna(v)]
-        if missing:
-            bad.append(
-                {
-                    "symbol": symbol,
-                    "interval": interval,
-                    "ts": t,
-                    "source": NAME,
-                    "reason": "malformed",
-                    "detail": f"missing field(s) {', '.join(missing)}",
-                    "payload": to_json_text(
-                        {k: (None if pd.isna(v) else v) for k, v in row.items()}
-                    ),
-                }
-            )
-        else:
-            good.append({"ts": t, **{k: float(v) for k, v in values.items()}})
-        ex_date = session_date(t, interval)
-        split, div = row.get("Stock Splits", 0) or 0, row.get("Dividends", 0) or 0
-        if split and not pd.isna(split):
+    ts = pd.Series(ts, dtype=ts.dtype).reset_index(drop=True)
+    values = pd.DataFrame(
+        {
+            canon: pd.to_numeric(df[col].reset_index(drop=True), errors="coerce")
+            if col in df.columns
+            else np.nan
+            for col, canon in _VENDOR_COLUMNS.items()
+        },
+        index=ts.index,
+    ).astype("float64")
+    missing = values.isna().to_numpy()
+    bad_rows = missing.any(axis=1)
+    good = values.loc[~bad_rows].assign(ts=ts.loc[~bad_rows])
+    bad = []
+    for i in np.flatnonzero(bad_rows):  # rejected rows only (each needs its own payload)
+        row = df.iloc[i]
+        names = [c for c, gone in zip(values.columns, missing[i], strict=True) if gone]
+        bad.append(
+            {
+                "symbol": symbol,
+                "interval": interval,
+                "ts": ts.iloc[i],
+                "source": NAME,
+                "reason": "malformed",
+                "detail": f"missing field(s) {', '.join(names)}",
+                "payload": to_json_text({k: (None if pd.isna(v) else v) for k, v in row.items()}),
+            }
+        )
+    sessions = session_dates(pd.DatetimeIndex(ts), interval)
+    actions = []
+    for col, kind in (("Stock Splits", "split"), ("Dividends", "dividend")):
+        if col not in df.columns:
+            continue
+        amounts = pd.to_numeric(df[col].reset_index(drop=True), errors="coerce").fillna(0.0)
+        for i in np.flatnonzero(amounts.to_numpy() != 0):  # event rows only
+            ex_date = sessions[i].astype("datetime64[D]").item()
             actions.append(
                 {
                     "symbol": symbol,
                     "ex_date": ex_date,
-                    "kind": "split",
-                    "value": float(split),
-                    "source": NAME,
-                }
-            )
-        if div and not pd.isna(div):
-            actions.append(
-                {
-                    "symbol": symbol,
-                    "ex_date": ex_date,
-                    "kind": "dividend",
-                    "value": float(div),
+                    "kind": kind,
+                    "value": float(amounts.iloc[i]),
                     "source": NAME,
                 }
             )
