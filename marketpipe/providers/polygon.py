@@ -291,7 +291,9 @@ class PolygonProvider(BaseProvider):
         return bars[inside].reset_index(drop=True)
 
     @staticmethod
-    def _map_rows(rows: list[Any], symbol: str, interval: str) -> tuple[list[dict], list[dict]]:
+    def _map_rows(
+        rows: list[Any], symbol: str, interval: str
+    ) -> tuple[list[dict] | pd.DataFrame, list[dict]]:
         clean = _map_clean_rows(rows, interval)  # the usual page: mapped column-wise
         if clean is not None:
             return clean, []
@@ -432,9 +434,10 @@ def _map_agg(row: Any, interval: str) -> tuple[dict | None, str | None]:
     return rec, None
 
 
-def _map_clean_rows(rows: list[Any], interval: str) -> list[dict] | None:
-    """Records for a page whose every row has finite numeric t/o/h/l/c/v, built column-wise
-    (the same values `_map_agg` gives row by row); None when any row needs the row-wise path."""
+def _map_clean_rows(rows: list[Any], interval: str) -> pd.DataFrame | None:
+    """The mapped frame of a page whose every row has finite numeric t/o/h/l/c/v, built
+    column-wise (the values `_map_agg` gives row by row); None when any row needs the row-wise
+    path."""
     if not rows or not all(type(r) is dict for r in rows):
         return None
     df = pd.DataFrame(rows)
@@ -454,7 +457,7 @@ def _map_clean_rows(rows: list[Any], interval: str) -> list[dict] | None:
             out[canon] = np.nan
         else:
             out[canon] = col.astype("float64").where(np.isfinite(col.astype("float64")))
-    return out.to_dict("records")
+    return out
 
 
 def _canonical(field: str) -> str:
