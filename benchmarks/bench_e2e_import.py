@@ -173,7 +173,8 @@ def bench_lake_s3(src: Path, rows: int, env: dict, startup: float) -> str:
     os.environ.update(creds)
     try:
         fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
-        fs.mkdir("bench-lake")
+        bucket = f"bench-lake-{uuid.uuid4().hex[:8]}"  # moto keeps buckets per process
+        fs.mkdir(bucket)
         with tempfile.TemporaryDirectory() as d:
             run = run_cli(
                 ["import", str(src)],
@@ -182,11 +183,11 @@ def bench_lake_s3(src: Path, rows: int, env: dict, startup: float) -> str:
                     **creds,
                     "MARKETPIPE_DATA_DIR": d,
                     "MARKETPIPE_HOT_DAYS": COLD_ALL,
-                    "MARKETPIPE_COLD_URL": "s3://bench-lake/lake",
+                    "MARKETPIPE_COLD_URL": f"s3://{bucket}/lake",
                     "MARKETPIPE_S3_ENDPOINT_URL": endpoint,
                 },
             )
-        base = _pyarrow_baseline(src, "bench-lake/baseline", PyFileSystem(FSSpecHandler(fs)))
+        base = _pyarrow_baseline(src, f"{bucket}/baseline", PyFileSystem(FSSpecHandler(fs)))
     finally:
         server.stop()
     return _line("lake-s3", run.seconds, base, rows, startup, TARGETS["lake-s3"], run.out) + (

@@ -297,24 +297,25 @@ class BarFile:
     def _canonical(self, table, sel, symbol, interval, source, offset) -> FileBatch:
         n = table.num_rows
         c = self.columns
+        # symbol and interval stay Arrow strings: no Python str per row (pandas takes them as is)
         if "symbol" in c:
-            syms = _clean_symbols(table.column(c["symbol"])).to_numpy(zero_copy_only=False)
+            syms = _clean_symbols(table.column(c["symbol"]))
         else:
-            syms = np.full(n, symbol.upper(), dtype=object)
+            syms = _constant(symbol.upper(), n)
         if "interval" in c:
-            ivls = pc.cast(table.column(c["interval"]), pa.string()).to_numpy(zero_copy_only=False)
+            ivls = pc.cast(table.column(c["interval"]), pa.string())
+            ivls = ivls.combine_chunks() if isinstance(ivls, pa.ChunkedArray) else ivls
         else:
-            ivls = np.full(n, interval, dtype=object)
-        keep = np.ones(n, dtype=bool)
+            ivls = _constant(interval, n)
+        keep = _mask(pc.is_in(ivls, value_set=pa.array(INTERVALS)))
         if sel.symbols:
-            keep &= np.isin(syms, np.array(sel.symbols, dtype=object))
+            keep &= _mask(pc.is_in(syms, value_set=pa.array(list(sel.symbols))))
         if sel.interval:
-            keep &= ivls == sel.interval
-        keep &= np.isin(ivls, np.array(INTERVALS, dtype=object))
+            keep &= _mask(pc.equal(ivls, sel.interval))
         us, ts_ok = self._parse_ts(table.column(c["ts"]))
         nums = {k: _to_float(table.column(c[k])) for k in NUMERIC if k in c}
         # daily bars: the session date at 00:00 UTC (Polygon: the New York date of window_start)
-        daily = ivls == "1d"
+        daily = _mask(pc.equal(ivls, "1d"))
         if daily.any():
             us = _daily(us, daily, self.polygon)
         ts = pd.to_datetime(us, unit="us", utc=True).astype(TS_DTYPE)
@@ -327,9 +328,10 @@ class BarFile:
         rejected = self._rejected(table, keep & bad, ts_ok, nums, syms, ivls, ts, source, offset)
         if not good.any():
             return FileBatch(empty_bars(), rejected, len(rejected))
+        take = pa.array(good)
         frame = {
-            "symbol": syms[good],
-            "interval": ivls[good],
+            "symbol": syms.filter(take).to_pandas(),
+            "interval": ivls.filter(take).to_pandas(),
             "ts": ts[good],
             **{k: v[good] for k, v in nums.items()},
             "source": source,
@@ -356,10 +358,11 @@ class BarFile:
             problems = np.where(miss, problems + np.where(problems == "", "", ", ") + k, problems)
         rows = pd.Series(idx + offset + 1).astype(str).to_numpy()
         detail = "unparseable or missing " + problems + " (row " + rows + ")"
+        take = pa.array(idx)
         out = pd.DataFrame(
             {
-                "symbol": syms[idx],
-                "interval": ivls[idx],
+                "symbol": syms.take(take).to_numpy(zero_copy_only=False),
+                "interval": ivls.take(take).to_numpy(zero_copy_only=False),
                 "ts": ts[idx].where(ts_ok[idx]),
                 "source": source,
                 "reason": "malformed",
@@ -399,12 +402,25 @@ def _clean_symbols(arr) -> pa.Array:
     return pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(arr, pa.string())))
 
 
+def _constant(value: str, n: int) -> pa.Array:
+    """`n` copies of one string, built in Arrow."""
+    codes = pa.array(np.zeros(n, dtype="int8"))
+    return pa.DictionaryArray.from_arrays(codes, pa.array([value])).cast(pa.string())
+
+
+def _mask(arr) -> np.ndarray:
+    """A boolean Arrow result as a numpy mask (null → False)."""
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)
+
+
 def _to_float(arr) -> np.ndarray:
     """float64 values; unparseable text or nulls → NaN (text casts fast, falling back per batch)."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     try:
         out = pc.cast(arr, pa.float64())
-        return pc.fill_null(out, np.nan).to_numpy(zero_copy_only=False)
+        if out.null_count:
+            out = pc.fill_null(out, np.nan)
+        return out.to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         text = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
         return pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
