@@ -109,6 +109,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB page cache (default 2 MiB): a bulk upsert into a table of millions of bars keeps its
+    # index pages cached (measured: 3M bars in 500k batches, 23.6 → 20.5 s); filled only as used
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 
