@@ -132,6 +132,8 @@ def from_epoch_us(values: Sequence) -> pd.Series:
 
 def nullable_list(s: pd.Series) -> list:
     """Plain Python values of a column with every null (NaN, NA, NaT) as None."""
+    if not s.isna().any():  # the usual column: no object round trip
+        return s.tolist()
     return s.astype(object).where(s.notna(), None).tolist()
 
 
