@@ -151,6 +151,10 @@ def empty_bars() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=BAR_DTYPES[c]) for c in BAR_COLUMNS})
 
 
+_TS = pd.Series(dtype=TS_DTYPE).dtype
+_DTYPES = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
+
+
 def conform_bars(df: pd.DataFrame) -> pd.DataFrame:
     """Return `df` with exactly the canonical columns, in order, cast to canonical dtypes.
 
@@ -161,18 +165,20 @@ def conform_bars(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in BAR_COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise KeyError(f"bars frame lacks column(s) {', '.join(missing)}")
-    out = pd.DataFrame(index=df.index)
+    cols: dict[str, pd.Series] = {}
     for col in BAR_COLUMNS:
         if col == "session":
-            out[col] = session_column(out["ts"], out["interval"])
             continue
         if col in df.columns:
-            s = df[col]
+            s = df[col].reset_index(drop=True)
         else:
-            s = pd.Series(pd.NA if col == "trades" else float("nan"), index=df.index)
+            s = pd.Series(pd.NA if col == "trades" else float("nan"), index=range(len(df)))
         if col == "ts":
-            s = pd.to_datetime(s, utc=True).astype(TS_DTYPE)
-        else:
+            if s.dtype != _TS:
+                s = pd.to_datetime(s, utc=True).astype(TS_DTYPE)
+        elif s.dtype != _DTYPES[col]:
             s = s.astype(BAR_DTYPES[col])
-        out[col] = s
-    return out.reset_index(drop=True)
+        cols[col] = s
+    cols["session"] = session_column(cols["ts"], cols["interval"])
+    # one frame from whole columns (setting them one by one costs a block insert each)
+    return pd.DataFrame({c: cols[c] for c in BAR_COLUMNS}, copy=False)

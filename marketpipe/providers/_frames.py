@@ -92,7 +92,7 @@ def concat_bars(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_bars()
-    return conform_bars(pd.concat(frames, ignore_index=True))
+    return conform_bars(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
 
 
 def concat_rejected(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -448,16 +448,16 @@ def _map_clean_rows(rows: list[Any], interval: str) -> pd.DataFrame | None:
     ts = pd.Series(pd.to_datetime(df["t"].astype("int64"), unit="ms", utc=True))
     if interval == "1d":
         ts = session_midnight_utc(ts)
-    out = pd.DataFrame({"ts": ts})
+    out = {"ts": ts}
     for k, canon in _AGG_FIELDS.items():
         out[canon] = df[k].astype("float64")
     for k, canon in _OPTIONAL_FIELDS.items():
         col = pd.to_numeric(df[k], errors="coerce") if k in df else None
         if col is None or col.dtype.kind not in "if":
-            out[canon] = np.nan
+            out[canon] = pd.Series(np.nan, index=df.index)
         else:
             out[canon] = col.astype("float64").where(np.isfinite(col.astype("float64")))
-    return out
+    return pd.DataFrame(out, copy=False)
 
 
 def _canonical(field: str) -> str:

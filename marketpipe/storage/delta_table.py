@@ -13,6 +13,7 @@ Lost commit races are retried with backoff (`delta_io.retry_conflicts`) and coun
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,20 @@ class MergeResult:
     conflicts_retried: int = 0
     version: int | None = None
     path: str = "noop"  # "insert" | "merge" | "noop"
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(uri: str) -> threading.Lock:
+    """One lock per table per process: threads (backfill fetchers, Dask threads, tier beside an
+    ingestion) commit one at a time instead of racing. delta-rs cannot tell from our predicates
+    that two MERGEs touch disjoint partitions (it fails to parse one on the `interval` column and
+    counts it as a conflict), so in-process writers would otherwise lose commits to each other
+    and back off; writers in other processes still meet through Delta's conflict check."""
+    with _LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(uri, threading.Lock())
 
 
 def _lit(value) -> str:
@@ -191,6 +206,10 @@ class DeltaDataset:
             update_when += f" AND (t.{v} IS NULL OR s.{v} >= t.{v})"
 
         def attempt() -> MergeResult:
+            with write_lock(self.uri):
+                return _attempt()
+
+        def _attempt() -> MergeResult:
             dt = self.table()
             if dt is None:
                 self._create(batch.schema)
@@ -226,6 +245,10 @@ class DeltaDataset:
         predicate = f"{self._partition_predicate(self.partition_values(keys))} AND {on}"
 
         def attempt() -> MergeResult:
+            with write_lock(self.uri):
+                return _attempt()
+
+        def _attempt() -> MergeResult:
             dt = self.table()
             if dt is None:
                 return MergeResult()
