@@ -154,6 +154,9 @@ class DeltaLake:
             return empty
         self.check_layout()
         flt = (pads.field("interval") == interval) & pads.field("symbol").isin(syms)
+        prune = [("interval", "=", interval), ("symbol", "in", syms)]
+        prune += [("year", ">=", lo.year)] if lo is not None else []
+        prune += [("year", "<=", hi.year)] if hi is not None else []
         # bounds on a UTC year boundary prune by the `year` partition alone (no row filter)
         if lo is not None:
             flt = flt & (pads.field("year") >= lo.year)
@@ -164,7 +167,7 @@ class DeltaLake:
                 flt = flt & (pads.field("year") < hi.year)
             else:
                 flt = flt & (pads.field("year") <= hi.year) & (pads.field("ts") < pa.scalar(hi, TS))
-        table = self.bars.scan(flt, cols, as_of=_as_datetime(as_of))
+        table = self.bars.scan(flt, cols, as_of=_as_datetime(as_of), prune=prune)
         if table is None or table.num_rows == 0:
             return empty
         return _to_frame(table, with_ingested_at)
@@ -181,7 +184,8 @@ class DeltaLake:
             & (pads.field("symbol") == validate_symbol(symbol))
             & (pads.field("year") == int(year))
         )
-        table = self.bars.scan(flt, ["ts"])
+        prune = [("interval", "=", interval), ("symbol", "=", symbol), ("year", "=", int(year))]
+        table = self.bars.scan(flt, ["ts"], prune=prune)
         if table is None or table.num_rows == 0:
             return pd.DatetimeIndex([], dtype="datetime64[us, UTC]", name="ts")
         return pd.DatetimeIndex(table.column("ts").to_pandas(), name="ts").sort_values()

@@ -185,7 +185,8 @@ class DeltaDataset:
         lo, hi = bounds["min"], bounds["max"]
         flt = self.partition_filter(values) & (pads.field(ts_col) >= lo)
         flt = flt & (pads.field(ts_col) <= hi)
-        stored = dt.to_pyarrow_dataset().to_table(filter=flt, columns=list(self.key))
+        dataset = self.dataset(dt, [(c, "in", v) for c, v in values.items()])
+        stored = dataset.to_table(filter=flt, columns=list(self.key))
         if stored.num_rows == 0:
             return False
         joined = batch.select(list(self.key)).join(stored, keys=list(self.key), join_type="inner")
@@ -265,6 +266,15 @@ class DeltaDataset:
         return result
 
     # ------------------------------------------------------------------ read
+    @staticmethod
+    def dataset(dt, prune: list[tuple] | None = None) -> pads.Dataset:
+        """A pyarrow dataset of the live files, only those `prune` (tuple filters on partition
+        columns) selects: delta-rs picks them from the log, so the dataset is not built over
+        every file of the table (building one costs per file: 0.5 s at ~1,500 files)."""
+        if prune:
+            return dt.to_pyarrow_dataset(file_pruning_predicate=prune)
+        return dt.to_pyarrow_dataset()
+
     def scan(
         self,
         flt: pads.Expression | None,
@@ -272,13 +282,15 @@ class DeltaDataset:
         *,
         version: int | None = None,
         as_of: datetime | None = None,
+        prune: list[tuple] | None = None,
     ) -> pa.Table | None:
-        """Rows matching `flt` (partition columns prune files); None when there is no table."""
+        """Rows matching `flt` (partition columns prune files; `prune`, tuple filters on them,
+        keeps the other files out of the dataset); None when there is no table."""
         dt = self.table(version=version, as_of=as_of)
         if dt is None:
             return None
         with self.location.guard(f"reading {self.name}"):
-            return dt.to_pyarrow_dataset().to_table(filter=flt, columns=columns)
+            return self.dataset(dt, prune).to_table(filter=flt, columns=columns)
 
     def files(self) -> pa.Table | None:
         """One row per live data file: partition values, rows and bytes (from the log only)."""
