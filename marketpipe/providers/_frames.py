@@ -9,7 +9,14 @@ from typing import Any
 
 import pandas as pd
 
-from marketpipe.bars import BAR_COLUMNS, QUARANTINE_COLUMNS, TS_DTYPE, conform_bars, empty_bars
+from marketpipe.bars import (
+    BAR_COLUMNS,
+    BAR_DTYPES,
+    QUARANTINE_COLUMNS,
+    TS_DTYPE,
+    conform_bars,
+    empty_bars,
+)
 from marketpipe.calendar import EXCHANGE_TZ, daily_bar_start, session_dates  # noqa: F401
 
 # (EXCHANGE_TZ is re-exported: the adapters map vendor stamps in exchange time)
@@ -44,12 +51,26 @@ _EMPTY_REJECTED = pd.DataFrame(
 
 def corporate_actions_frame(rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """`symbol, ex_date (datetime.date), kind ('split'|'dividend'), value (float), source`."""
-    df = pd.DataFrame(list(rows), columns=list(CORPORATE_ACTION_COLUMNS))
+    rows = list(rows)
+    if not rows:  # the usual case (most chunks carry no event): no per-call frame building
+        return _EMPTY_ACTIONS.copy()
+    df = pd.DataFrame(rows, columns=list(CORPORATE_ACTION_COLUMNS))
     df["ex_date"] = pd.Series([_as_date(v) for v in df["ex_date"]], index=df.index, dtype="object")
     df["value"] = df["value"].astype("float64")
     for col in ("symbol", "kind", "source"):
         df[col] = df[col].astype("str")
     return df.sort_values(["symbol", "ex_date", "kind"], ignore_index=True)
+
+
+_EMPTY_ACTIONS = pd.DataFrame(
+    {
+        "symbol": pd.Series(dtype="str"),
+        "ex_date": pd.Series(dtype="object"),
+        "kind": pd.Series(dtype="str"),
+        "value": pd.Series(dtype="float64"),
+        "source": pd.Series(dtype="str"),
+    }
+)[list(CORPORATE_ACTION_COLUMNS)]
 
 
 def _as_date(v: Any) -> date:
@@ -92,7 +113,16 @@ def concat_bars(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_bars()
+    if len(frames) == 1 and _is_canonical(frames[0]):
+        return frames[0].reset_index(drop=True)  # already conformed (by `bars_frame`)
     return conform_bars(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
+
+
+_CANONICAL_DTYPES = [pd.Series(dtype=BAR_DTYPES[c]).dtype for c in BAR_COLUMNS]
+
+
+def _is_canonical(df: pd.DataFrame) -> bool:
+    return list(df.columns) == list(BAR_COLUMNS) and list(df.dtypes) == _CANONICAL_DTYPES
 
 
 def concat_rejected(frames: list[pd.DataFrame]) -> pd.DataFrame:
