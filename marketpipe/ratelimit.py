@@ -38,35 +38,51 @@ class RateLimiter:
         self.margin = float(margin)
         self._clock = clock
         self._sleep = sleep
-        self._log: deque[float] = deque(maxlen=self.limit)
+        self._log: deque[float] = deque()  # slot times in the last period (+ margin), sorted
+        self._held = 0  # slots taken with `hold=True` whose answer has not come yet
         self._not_before = float("-inf")
         self._lock = threading.Lock()
-        self._mine = threading.local()  # this thread's last acquisition (for `settle`)
+        self._mine = threading.local()  # this thread's held acquisition (for `settle`)
 
     def _wait_needed(self, now: float) -> float:
+        horizon = now - self.period - self.margin
+        while self._log and self._log[0] <= horizon:
+            self._log.popleft()  # out of every future window (times only grow)
         wait = self._not_before - now
-        if len(self._log) == self.limit:
-            wait = max(wait, self._log[0] + self.period + self.margin - now)
+        free = self.limit - self._held  # a held slot stays taken until its answer
+        if free <= 0:
+            wait = max(wait, 0.005)  # every slot is in flight: poll until one is settled
+        elif len(self._log) >= free:
+            oldest_needed = self._log[len(self._log) - free]
+            wait = max(wait, oldest_needed + self.period + self.margin - now)
         return max(wait, 0.0)
 
-    def try_acquire(self) -> float:
-        """Take a slot now and return 0.0, or return the seconds to wait (nothing taken)."""
+    def try_acquire(self, hold: bool = False) -> float:
+        """Take a slot now and return 0.0, or return the seconds to wait (nothing taken).
+
+        `hold=True`: the slot stays taken, whatever the time, until this thread calls `settle`
+        (the request's answer), and then counts from that moment."""
         with self._lock:
             now = self._clock()
             wait = self._wait_needed(now)
             if wait <= 0:
-                self._log.append(now)
-                self._mine.taken = now
+                self._mine.taken = now  # when this thread's last slot was granted
+                if hold:
+                    self._held += 1
+                    self._mine.held = getattr(self._mine, "held", 0) + 1  # nested (redirects)
+                else:
+                    self._log.append(now)
             return wait
 
-    def acquire(self, timeout: float | None = None) -> float:
+    def acquire(self, timeout: float | None = None, hold: bool = False) -> float:
         """Block until a slot is free, take it, and return the seconds waited.
 
-        Raises `TimeoutError` when `timeout` would be exceeded (nothing taken).
+        Raises `TimeoutError` when `timeout` would be exceeded (nothing taken). `hold`: see
+        `try_acquire`.
         """
         start = self._clock()
         while True:
-            wait = self.try_acquire()
+            wait = self.try_acquire(hold)
             if wait <= 0:
                 return self._clock() - start
             if timeout is not None and self._clock() - start + wait > timeout:
@@ -74,22 +90,21 @@ class RateLimiter:
             self._sleep(wait)
 
     def settle(self) -> None:
-        """The request this thread acquired last has been answered: count its slot from now.
+        """The request this thread acquired with `hold=True` has been answered: its slot counts
+        from now.
 
         Spacing by *answer* times makes the limit hold at the server whatever the transit delay:
         the (N+1)-th request is sent a full period after the first one's answer, hence after it
-        arrived (acquisition times alone leave only `margin` for jitter).
+        arrived. Until the answer the slot is held: a request that waits long for its answer (or
+        to be sent at all, under load) can never expire out of the window while still in flight
+        and then arrive beside N newer ones.
         """
-        taken = getattr(self._mine, "taken", None)
-        self._mine.taken = None
-        if taken is None:
+        if not getattr(self._mine, "held", 0):
             return
+        self._mine.held -= 1
         with self._lock:
-            try:
-                self._log.remove(taken)
-            except ValueError:  # already rotated out of the log
-                return
-            self._log.append(self._clock())  # newest time: the log stays sorted
+            self._held -= 1
+            self._log.append(self._clock())  # the newest time: the log stays sorted
 
     def defer(self, seconds: float | None) -> None:
         """Allow no acquisition for `seconds` from now (a 429's Retry-After)."""

@@ -34,7 +34,7 @@ class _LimitedPool(urllib3.PoolManager):
         self._timeout = timeout
 
     def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any):  # type: ignore[override]
-        self.limiter.acquire()
+        self.limiter.acquire(hold=True)  # held until the answer (settle below)
         kw.setdefault("timeout", self._timeout)
         try:
             resp = super().urlopen(method, url, redirect=redirect, **kw)

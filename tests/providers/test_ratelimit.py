@@ -148,3 +148,55 @@ def test_margin_spaces_the_next_window():
         lim.acquire()
         stamps.append(clock())
     assert stamps[2] - stamps[0] == pytest.approx(1.1)
+
+
+def test_a_held_slot_never_expires_before_its_answer():
+    """A request still in flight (taken with hold=True, not settled) keeps its slot however long
+    it takes; the slot then counts from its answer. (Before, a request slower than the period
+    rotated out of the log, and a server window saw 102 requests at a limit of 100.)"""
+    clock = FakeClock()
+    lim = limiter(2, 1.0, clock)
+    assert lim.try_acquire(hold=True) == 0.0  # in flight
+    assert lim.try_acquire() == 0.0
+    clock.sleep(5.0)  # long past a period: the plain slot expired, the held one did not
+    assert lim.try_acquire() == 0.0  # the one free slot
+    assert lim.try_acquire() > 0.0  # full: one held, one in the window
+    clock.sleep(5.0)
+    lim.settle()  # the answer, 10 s after it was sent
+    answered = clock()
+    assert lim.try_acquire() == 0.0  # the plain slot expired meanwhile
+    assert lim.try_acquire() == pytest.approx(answered + 1.0 - clock())  # full until then
+
+
+def test_held_slots_block_at_the_limit_until_settled():
+    clock = FakeClock()
+    lim = limiter(2, 1.0, clock)
+    results = []
+
+    def request():
+        lim.acquire(hold=True)
+        results.append(clock())
+
+    first = threading.Thread(target=request)
+    first.start()
+    first.join()  # held by a thread that has not settled (its answer is outstanding)
+    assert lim.try_acquire(hold=True) == 0.0
+    clock.sleep(100.0)
+    assert lim.try_acquire() > 0.0  # both in flight: nothing free whatever the time
+    lim.settle()  # this thread's request answered
+    assert lim._held == 1
+    assert lim.try_acquire() > 0.0  # the answered slot counts from now
+    clock.sleep(1.0)
+    assert lim.try_acquire() == 0.0
+
+
+def test_nested_holds_settle_one_each():
+    """A redirect re-enters the pool's urlopen: two holds on one thread, two settles."""
+    clock = FakeClock()
+    lim = limiter(5, 1.0, clock)
+    lim.acquire(hold=True)
+    lim.acquire(hold=True)
+    lim.settle()
+    lim.settle()
+    lim.settle()  # nothing left to settle: no effect
+    assert lim._held == 0 and len(lim._log) == 2
