@@ -12,7 +12,6 @@ bottleneck.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import pandas as pd
@@ -25,7 +24,6 @@ from marketpipe.providers.base import BarsQuery, FetchResult
 from marketpipe.stage_timer import StageTimer
 from marketpipe.storage import Stores
 
-MAX_FETCHERS = int(os.environ.get("MARKETPIPE_BACKFILL_FETCHERS", "16"))
 STORE_EVERY = 10  # chunks per store call (bounded: one chunk is one provider-sized window)
 
 
@@ -72,7 +70,7 @@ def run_chunks(
     A failing fetch fails the call after the chunks already stored are recorded (a retry or a
     re-run repeats only the others).
     """
-    fetchers = max(1, min(fetchers or MAX_FETCHERS, len(chunks)))
+    fetchers = max(1, min(fetchers or settings.backfill_fetchers, len(chunks)))
     results: list[dict] = []
     ready: list[tuple[Chunk, FetchResult]] = []
 
