@@ -32,16 +32,18 @@ _CANONICAL = {c: pd.Series(dtype=t).dtype for c, t in BAR_DTYPES.items()}
 def bars_table(df: pd.DataFrame, now: pd.Timestamp | None = None) -> pa.Table:
     """The lake's Arrow batch of canonical bars: duplicate keys keep the last row; `session`,
     `ingested_at` (kept when the frame has it) and `year` added."""
+    return lake_batch(df, now)[0]
+
+
+def lake_batch(df: pd.DataFrame, now: pd.Timestamp | None = None) -> tuple[pa.Table, pa.Table]:
+    """`bars_table(df)` and its distinct (interval, symbol, year) partitions, from one group-by
+    that also yields the intervals and symbols to validate (before any I/O)."""
     for col in BAR_KEY:
         if col not in df.columns or df[col].isna().any():
             raise ContractError(f"bars for the cold lake need a non-null {col!r} in every row")
     ingested = df["ingested_at"] if "ingested_at" in df.columns else None
     canonical = _is_canonical(df)
     bars = df if canonical else conform_bars(df)  # conform computes `session` from ts
-    for interval in bars["interval"].unique():
-        validate_interval(interval)
-    for symbol in bars["symbol"].unique():
-        validate_symbol(symbol)
     keep = None if keys_unique(bars) else ~bars.duplicated(list(BAR_KEY), keep="last").to_numpy()
     if keep is not None and not keep.all():
         bars = bars.loc[keep]
@@ -57,8 +59,20 @@ def bars_table(df: pd.DataFrame, now: pd.Timestamp | None = None) -> pa.Table:
         ingested_arr = pa.array(pd.to_datetime(ingested, utc=True).dt.as_unit("us"), TS)
     table = table.append_column("session", session)
     table = table.append_column("ingested_at", ingested_arr)
-    table = table.append_column("year", pc.cast(pc.year(table["ts"]), pa.int32()))
-    return table.replace_schema_metadata(None)
+    # the UTC year; pc.year on the tz-naive view skips a per-value time-zone lookup (2x faster)
+    year = pc.cast(pc.year(table["ts"].cast(pa.timestamp("us"))), pa.int32())
+    table = table.append_column("year", year).replace_schema_metadata(None)
+    parts = table.select(list(PARTITION_BY)).group_by(list(PARTITION_BY)).aggregate([])
+    for interval in set(parts["interval"].to_pylist()):
+        validate_interval(interval)
+    for symbol in set(parts["symbol"].to_pylist()):
+        validate_symbol(symbol)
+    return table, parts
+
+
+def partition_values(parts: pa.Table) -> dict[str, list]:
+    """The distinct values of each partition column of a `lake_batch` partitions table."""
+    return {c: sorted(set(parts[c].to_pylist())) for c in PARTITION_BY}
 
 
 def _is_canonical(df: pd.DataFrame) -> bool:
@@ -111,18 +125,21 @@ def _sorted_unique(table: pa.Table) -> pa.Table:
 
 
 def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """`table.take(order)` for one symbol of one interval: those two columns are constant, so a
-    permutation leaves them as they are (taking strings is the costly part of a take)."""
+    """`table.take(order)` for one symbol: a string column holding one value throughout (symbol,
+    and usually interval and source) is left as it is by a permutation (taking strings is the
+    costly part of a take)."""
     indices = pa.array(order)
-    interval = table["interval"]
-    constant = {"symbol"}
-    if len(interval) and pc.all(pc.equal(interval, interval[0])).as_py():
-        constant.add("interval")
     columns = [
-        table[c].slice(0, len(order)) if c in constant else table[c].take(indices)
-        for c in table.column_names
+        col.slice(0, len(order)) if _constant_string(col) else col.take(indices)
+        for col in table.columns
     ]
     return pa.table(columns, schema=table.schema)
+
+
+def _constant_string(col: pa.ChunkedArray) -> bool:
+    if not pa.types.is_string(col.type) or len(col) == 0 or col.null_count:
+        return False
+    return bool(pc.all(pc.equal(col, col[0])).as_py())
 
 
 def _empty(with_ingested_at: bool) -> pd.DataFrame:
@@ -140,10 +157,10 @@ def feature_field(field: pa.Field) -> pa.Field:
     return field
 
 
-def _partition_keys(batch: pa.Table):
+def _partition_keys(parts: pa.Table):
+    """Sorted `PartitionKey`s of a `lake_batch` partitions table."""
     from marketpipe.storage.lake_paths import PartitionKey
 
-    parts = batch.select(list(PARTITION_BY)).group_by(list(PARTITION_BY)).aggregate([])
     return sorted(
         PartitionKey(i, s, int(y))
         for i, s, y in zip(*(parts[c].to_pylist() for c in PARTITION_BY), strict=True)

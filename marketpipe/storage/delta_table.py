@@ -192,12 +192,15 @@ class DeltaDataset:
         joined = batch.select(list(self.key)).join(stored, keys=list(self.key), join_type="inner")
         return joined.num_rows > 0
 
-    def upsert(self, batch: pa.Table, *, merge_schema: bool = False) -> MergeResult:
-        """Insert new keys and update changed (and not older) rows, in one commit."""
+    def upsert(
+        self, batch: pa.Table, *, merge_schema: bool = False, values: dict[str, list] | None = None
+    ) -> MergeResult:
+        """Insert new keys and update changed (and not older) rows, in one commit. `values`: the
+        batch's distinct partition values when the caller has them (else one group-by here)."""
         if batch.num_rows == 0:
             return MergeResult()
         on = " AND ".join(f"t.{k} = s.{k}" for k in self.key)
-        values = self.partition_values(batch)
+        values = values or self.partition_values(batch)
         predicate = f"{self._partition_predicate(values)} AND {on}"
         cols = self.compare or [c for c in batch.column_names if c not in self.key]
         changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in cols)
