@@ -204,15 +204,10 @@ class BarFile:
         interval = selection.interval or default_interval
         if "interval" not in self.columns and interval is None:
             interval = self.guess_interval()
-        scanner = self._dataset.scanner(
-            columns=list(dict.fromkeys(self.columns.values())),
-            filter=self._pushdown(selection),
-            batch_size=max(1, min(batch_rows, 1_000_000)),
-        )
         pending: list[pa.RecordBatch] = []
         size = 0
         offset = 0
-        it = iter(scanner.to_batches())
+        it = self._record_batches(selection, batch_rows)
         while True:
             with timer.stage("fetch"):
                 rb = next(it, None)
@@ -231,6 +226,22 @@ class BarFile:
                         yield out
             if rb is None:
                 return
+
+    def _record_batches(self, selection: Selection, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """The file's selected rows, projected, in order. Parquet is read one row group at a time:
+        a dataset scanner decodes a file's row groups ahead of a slow consumer (a 4M-bar file
+        was held whole, 520 MB of Arrow, while SQLite wrote its first batch)."""
+        columns = list(dict.fromkeys(self.columns.values()))
+        flt = self._pushdown(selection)
+        if self.kind != "parquet":
+            scanner = self._dataset.scanner(
+                columns=columns, filter=flt, batch_size=max(1, min(batch_rows, 1_000_000))
+            )
+            yield from scanner.to_batches()
+            return
+        for fragment in self._dataset.get_fragments(filter=flt):
+            for group in fragment.split_by_row_group(filter=flt):  # statistics prune groups
+                yield from group.to_table(columns=columns, filter=flt).to_batches()
 
     def guess_interval(self) -> str:
         """`1d` or `1m` from a Polygon path (`day_aggs`/`minute_aggs`), else from the data."""
