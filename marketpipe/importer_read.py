@@ -2,9 +2,9 @@
 
 `BarFile(path, filesystem)` opens a Parquet, CSV or CSV.gz file (local or any fsspec filesystem,
 e.g. s3fs) and `batches(selection, …)` yields `FileBatch(bars, rejected, rows)` of at most
-`batch_rows` rows each, so memory stays flat however large the file is. Parquet is scanned with
-`pyarrow.dataset` (only the needed columns; the symbol, interval and timestamp filters pushed down
-to row groups); CSV is streamed block by block with every column read as text, so a bad value
+`batch_rows` rows each, so memory stays flat however large the file is. Parquet is read with
+`pyarrow.dataset` one row group at a time (only the needed columns; the symbol, interval and
+timestamp filters pushed down to row groups); CSV is streamed block by block with every column read as text, so a bad value
 reaches the quarantine instead of failing the file.
 
 Shapes (column names matched case-insensitively, spaces → `_`):
