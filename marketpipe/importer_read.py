@@ -4,8 +4,8 @@
 e.g. s3fs) and `batches(selection, …)` yields `FileBatch(bars, rejected, rows)` of at most
 `batch_rows` rows each, so memory stays flat however large the file is. Parquet is read with
 `pyarrow.dataset` one row group at a time (only the needed columns; the symbol, interval and
-timestamp filters pushed down to row groups); CSV is streamed block by block with every column read as text, so a bad value
-reaches the quarantine instead of failing the file.
+timestamp filters pushed down to row groups); CSV is streamed block by block with every column
+read as text, so a bad value reaches the quarantine instead of failing the file.
 
 Shapes (column names matched case-insensitively, spaces → `_`):
 * canonical: `symbol, interval, ts, open, high, low, close, volume[, vwap, trades]`;
