@@ -70,11 +70,6 @@ def lake_batch(df: pd.DataFrame, now: pd.Timestamp | None = None) -> tuple[pa.Ta
     return table, parts
 
 
-def partition_values(parts: pa.Table) -> dict[str, list]:
-    """The distinct values of each partition column of a `lake_batch` partitions table."""
-    return {c: sorted(set(parts[c].to_pylist())) for c in PARTITION_BY}
-
-
 def _is_canonical(df: pd.DataFrame) -> bool:
     return list(df.columns[: len(BAR_COLUMNS)]) == list(BAR_COLUMNS) and all(
         df[c].dtype == t for c, t in _CANONICAL.items()

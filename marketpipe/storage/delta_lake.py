@@ -36,7 +36,6 @@ from marketpipe.storage.delta_frames import (
     _utc,
     feature_field,
     lake_batch,
-    partition_values,
 )
 from marketpipe.storage.delta_io import MIGRATING_MARKER, DeltaLocation, retry_conflicts
 from marketpipe.storage.delta_table import DeltaDataset
@@ -117,7 +116,7 @@ class DeltaLake:
             return report
         batch, parts = lake_batch(df)  # validates symbols and intervals before any I/O
         self.check_layout()
-        result = self.bars.upsert(batch, values=partition_values(parts))
+        result = self.bars.upsert(batch, groups=parts)
         report.rows_added, report.rows_changed = result.inserted, result.updated
         report.rows_unchanged = batch.num_rows - result.inserted - result.updated
         report.rows_unchanged += len(df) - batch.num_rows  # duplicate keys inside the frame

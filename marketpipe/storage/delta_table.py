@@ -159,11 +159,13 @@ class DeltaDataset:
             )
 
     # ------------------------------------------------------------------ write
-    def partition_values(self, batch: pa.Table) -> dict[str, list]:
-        """The distinct value lists of each partition column (one group-by over the batch)."""
-        parts = batch.select(list(self.partition_by)).group_by(list(self.partition_by))
-        parts = parts.aggregate([])
-        return {c: sorted(set(parts[c].to_pylist())) for c in self.partition_by}
+    def partition_values(self, batch: pa.Table, groups: pa.Table | None = None) -> dict[str, list]:
+        """The distinct value lists of each partition column: from `groups` (the batch's distinct
+        partition tuples) when the caller has them, else one group-by over the batch."""
+        if groups is None:
+            groups = batch.select(list(self.partition_by)).group_by(list(self.partition_by))
+            groups = groups.aggregate([])
+        return {c: sorted(set(groups[c].to_pylist())) for c in self.partition_by}
 
     def _partition_predicate(self, values: dict[str, list], alias: str = "t") -> str:
         return " AND ".join(
@@ -193,14 +195,14 @@ class DeltaDataset:
         return joined.num_rows > 0
 
     def upsert(
-        self, batch: pa.Table, *, merge_schema: bool = False, values: dict[str, list] | None = None
+        self, batch: pa.Table, *, merge_schema: bool = False, groups: pa.Table | None = None
     ) -> MergeResult:
-        """Insert new keys and update changed (and not older) rows, in one commit. `values`: the
-        batch's distinct partition values when the caller has them (else one group-by here)."""
+        """Insert new keys and update changed (and not older) rows, in one commit. `groups`: the
+        batch's distinct partition tuples when the caller has them (see `partition_values`)."""
         if batch.num_rows == 0:
             return MergeResult()
         on = " AND ".join(f"t.{k} = s.{k}" for k in self.key)
-        values = values or self.partition_values(batch)
+        values = self.partition_values(batch, groups)
         predicate = f"{self._partition_predicate(values)} AND {on}"
         cols = self.compare or [c for c in batch.column_names if c not in self.key]
         changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in cols)
